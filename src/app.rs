@@ -1,0 +1,135 @@
+//! Routes and shared state: the /v1 proxy and the health endpoints on one axum router, behind a
+//! thin outer layer that gives every response its `x-request-id`.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::error::GatewayError;
+use crate::providers::X_REQUEST_ID;
+use crate::proxy::Proxy;
+use crate::request_id::RequestIds;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct ProviderStatus {
+    pub name: String,
+    pub disabled_reason: Option<String>,
+}
+
+pub struct AppState {
+    pub proxy: Proxy,
+    pub providers: Vec<ProviderStatus>,
+    /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
+    pub accepting: AtomicBool,
+}
+
+type Shared = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/audio/transcriptions", post(audio_transcriptions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// The outermost handler: request ids in, request ids out.
+pub fn handler(
+    router: axum::Router,
+) -> impl Fn(
+    http::Request<Incoming>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>,
+> + Send
+       + Sync
+       + 'static {
+    let ids = Arc::new(RequestIds::default());
+    move |mut request| {
+        let id = ids.ensure(request.headers_mut());
+        let call = router.clone().oneshot(request.map(Body::new));
+        Box::pin(async move {
+            let mut response = call.await?;
+            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            Ok(response)
+        })
+    }
+}
+
+async fn chat_completions(State(state): Shared, request: Request) -> Response {
+    state.proxy.chat_completions(request).await
+}
+
+async fn embeddings(State(state): Shared, request: Request) -> Response {
+    state.proxy.embeddings(request).await
+}
+
+async fn audio_transcriptions(State(state): Shared, request: Request) -> Response {
+    state.proxy.audio_transcriptions(request).await
+}
+
+async fn list_models(State(state): Shared, request: Request) -> Response {
+    state.proxy.list_models(request).await
+}
+
+async fn get_model(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
+    state.proxy.get_model(request, &id).await
+}
+
+async fn health() -> Response {
+    Json(json!({ "status": "ok", "version": VERSION })).into_response()
+}
+
+/// Ready when accepting work and at least one provider is switched on.
+async fn ready(State(state): Shared) -> Response {
+    let providers: Vec<_> = state
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "enabled": p.disabled_reason.is_none(),
+                "reason": p.disabled_reason,
+            })
+        })
+        .collect();
+    let accepting = state.accepting.load(Ordering::Relaxed);
+    let any_provider = state.providers.iter().any(|p| p.disabled_reason.is_none());
+    let (status, word) = match (accepting, any_provider) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "no_providers"),
+    };
+    let body = json!({ "status": word, "version": VERSION, "providers": providers });
+    (status, Json(body)).into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    GatewayError::not_found(format!(
+        "Unknown endpoint: {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+    .with_code("unknown_url")
+    .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    GatewayError::method_not_allowed().into_response()
+}

@@ -1,0 +1,241 @@
+//! One error type for the /v1 surface. Every error knows who caused it (the client, the upstream
+//! or the gateway itself), which decides its status, and renders as OpenAI's error JSON so SDKs
+//! raise their usual exception types.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+/// Who is responsible for a failure. Drives the status code and the log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub source: ErrorSource,
+    /// OpenAI's `type`: invalid_request_error, authentication_error, ...
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+    pub param: Option<&'static str>,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, source: ErrorSource, kind: &'static str, message: String) -> Self {
+        Self {
+            status,
+            source,
+            kind,
+            code: None,
+            param: None,
+            message,
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorSource::Client,
+            "invalid_request_error",
+            message.into(),
+        )
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorSource::Client,
+            "authentication_error",
+            message.into(),
+        )
+        .with_code("invalid_api_key")
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorSource::Client,
+            "invalid_request_error",
+            message.into(),
+        )
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::not_found(format!(
+            "The model `{model}` does not exist or you do not have access to it."
+        ))
+        .with_code("model_not_found")
+        .with_param("model")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorSource::Client,
+            "invalid_request_error",
+            "Method not allowed for this endpoint.".into(),
+        )
+    }
+
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorSource::Client,
+            "invalid_request_error",
+            format!("Request body exceeds the maximum allowed size of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorSource::Client,
+            "invalid_request_error",
+            message.into(),
+        )
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorSource::Upstream,
+            "upstream_error",
+            message.into(),
+        )
+        .with_code("upstream_unreachable")
+    }
+
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorSource::Upstream,
+            "upstream_error",
+            message.into(),
+        )
+        .with_code("upstream_timeout")
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorSource::Internal,
+            "service_unavailable",
+            message.into(),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorSource::Internal,
+            "internal_error",
+            message.into(),
+        )
+    }
+
+    /// OpenAI's error JSON: `{"error":{"message","type","param","code"}}`.
+    pub fn to_json(&self) -> Bytes {
+        let body = ErrorBody {
+            error: ErrorFields {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        };
+        // Serialising plain strings into a Vec cannot fail.
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The same error as one SSE event, used to end a stream that broke after its first byte.
+    pub fn to_sse_event(&self) -> Bytes {
+        let json = self.to_json();
+        let mut out = Vec::with_capacity(json.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+
+    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        let mut response = Response::new(B::from(self.to_json()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status.as_u16(),
+            self.kind,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+impl axum::response::IntoResponse for GatewayError {
+    fn into_response(self) -> axum::response::Response {
+        GatewayError::into_response::<axum::body::Body>(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_openai_error_shape() {
+        let err = GatewayError::model_not_found("nope");
+        let value: serde_json::Value = serde_json::from_slice(&err.to_json()).unwrap();
+        assert_eq!(value["error"]["type"], "invalid_request_error");
+        assert_eq!(value["error"]["code"], "model_not_found");
+        assert_eq!(value["error"]["param"], "model");
+        assert!(value["error"]["message"].as_str().unwrap().contains("nope"));
+    }
+
+    #[test]
+    fn sse_event_is_one_complete_event() {
+        let event = GatewayError::bad_gateway("reset").to_sse_event();
+        assert!(event.starts_with(b"data: {"));
+        assert!(event.ends_with(b"\n\n"));
+    }
+}

@@ -1,0 +1,136 @@
+//! `gateway`: a fast, self-hostable LLM gateway. An OpenAI-compatible proxy on `/v1` with
+//! plugin-style middleware, configured by `gateway.toml`.
+//!
+//! Tests, benches and the binary all start the whole gateway through [`run`] / [`spawn`].
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod master_key;
+pub mod mock;
+pub mod plugins;
+pub mod providers;
+pub mod proxy;
+pub mod request_id;
+pub mod routing;
+pub mod server;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use app::{AppState, ProviderStatus};
+use config::Config;
+use plugins::{auth::MasterKeyAuth, Plugin, PluginChain};
+use proxy::Proxy;
+use routing::Router;
+
+/// Builds the shared state: providers, routes and the plugin chain.
+pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    providers::client::install_crypto_provider();
+    if config.auth.master_keys.is_empty() {
+        bail!("no master key configured (master_key::ensure makes one)");
+    }
+    let chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(MasterKeyAuth::new(
+        config.auth.master_keys.clone(),
+    ))];
+    let plugins = Arc::new(PluginChain::new(chain));
+    tracing::info!(plugins = ?plugins.names(), "plugin chain");
+    Ok(Arc::new(AppState {
+        proxy: Proxy {
+            router: Router::build(config)?,
+            plugins,
+            max_request_bytes: config.server.max_request_bytes,
+        },
+        providers: config
+            .providers
+            .iter()
+            .map(|p| ProviderStatus {
+                name: p.name.clone(),
+                disabled_reason: p.disabled_reason.clone(),
+            })
+            .collect(),
+        accepting: AtomicBool::new(true),
+    }))
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let state = build_state(&config)?;
+    let handler = Arc::new(app::handler(app::router(state.clone())));
+    let stop_accepting = async {
+        shutdown.await;
+        state.accepting.store(false, Ordering::Relaxed);
+    };
+    server::serve(
+        listener,
+        handler,
+        stop_accepting,
+        config.server.drain_timeout,
+    )
+    .await;
+    Ok(())
+}
+
+/// A gateway running on a background task, as tests and benches use it.
+pub struct GatewayHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl GatewayHandle {
+    /// `http://ADDR` (the OpenAI base URL is this plus `/v1`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the graceful shutdown and waits for the drain to end.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("gateway task panicked")?
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("gateway task panicked")?
+    }
+}
+
+/// Binds `config.server.listen` (port 0 picks a free port) and runs the gateway in the background.
+pub async fn spawn(config: Config) -> anyhow::Result<GatewayHandle> {
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    // Fail here, not in the task, when the config cannot make a gateway.
+    build_state(&config)?;
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(run(config, listener, async {
+        let _ = rx.await;
+    }));
+    Ok(GatewayHandle {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

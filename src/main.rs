@@ -1,0 +1,149 @@
+//! The `gateway` binary: `serve` (the default) and `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::Config;
+use gateway::master_key::{self, MasterKeySource};
+use gateway::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "A fast, self-hostable LLM gateway")]
+struct Cli {
+    /// Path of the configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "gateway.toml",
+        env = "GATEWAY_CONFIG"
+    )]
+    config: PathBuf,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "GATEWAY_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (the default).
+    Serve {
+        /// Listen address, overriding `server.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check a configuration file and exit: 0 when valid, 1 with every problem listed.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve { listen: None }) {
+        Command::CheckConfig => match Config::load(&cli.config) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} providers, {} models)",
+                    cli.config.display(),
+                    config.providers.len(),
+                    config.models.len()
+                );
+                for p in config
+                    .providers
+                    .iter()
+                    .filter(|p| p.disabled_reason.is_some())
+                {
+                    println!(
+                        "  note: provider {} will be skipped: {}",
+                        p.name,
+                        p.disabled_reason.as_deref().unwrap_or_default()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { listen } => {
+            telemetry::init(cli.log_format);
+            let mut config = match Config::load(&cli.config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(mut config: Config) -> anyhow::Result<()> {
+    match master_key::ensure(&mut config)? {
+        MasterKeySource::Configured => {}
+        MasterKeySource::Stored(path) => {
+            tracing::info!("using the master key stored in {}", path.display())
+        }
+        MasterKeySource::Generated(path, key) => {
+            // Printed once, on the terminal only: it is the bootstrap admin credential.
+            println!(
+                "\nGenerated a master key (kept in {}):\n\n    {}\n\nUse it as `Authorization: Bearer <key>`. It is not shown again.\n",
+                path.display(),
+                key.expose()
+            );
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            version = gateway::app::VERSION,
+            "gateway listening"
+        );
+        gateway::run(config, listener, shutdown_signal()).await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,140 @@
+//! Reads only what routing needs from a JSON request body (the model, whether it streams, that
+//! the required fields are there) without building a tree of the rest, and swaps the model name
+//! in place when the upstream calls the model differently: the rest of the body is forwarded
+//! byte for byte.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+use crate::plugins::Route;
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    messages: Option<IgnoredAny>,
+    input: Option<IgnoredAny>,
+    stream: Option<bool>,
+}
+
+/// What the gateway learnt from a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRequest {
+    pub model: String,
+    pub stream: bool,
+    /// Where the model's JSON string literal sits in the body.
+    pub model_span: Range<usize>,
+}
+
+pub fn probe(body: &[u8], route: Route) -> Result<JsonRequest, GatewayError> {
+    if body.is_empty() {
+        return Err(GatewayError::bad_request(
+            "The request body is empty; send a JSON object.",
+        ));
+    }
+    let probe: Probe = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::bad_request(format!(
+            "We could not parse the JSON body of your request ({e}). The body must be a JSON object."
+        ))
+    })?;
+    let raw_model = probe.model.ok_or_else(|| {
+        GatewayError::bad_request("You must provide a model parameter.").with_param("model")
+    })?;
+    let model: Cow<str> = serde_json::from_str(raw_model.get()).map_err(|_| {
+        GatewayError::bad_request("The model parameter must be a string.").with_param("model")
+    })?;
+    if model.is_empty() {
+        return Err(
+            GatewayError::bad_request("You must provide a model parameter.").with_param("model"),
+        );
+    }
+    match route {
+        Route::ChatCompletions if probe.messages.is_none() => {
+            return Err(
+                GatewayError::bad_request("Missing required parameter: 'messages'.")
+                    .with_param("messages"),
+            )
+        }
+        Route::Embeddings if probe.input.is_none() => {
+            return Err(
+                GatewayError::bad_request("Missing required parameter: 'input'.")
+                    .with_param("input"),
+            )
+        }
+        _ => {}
+    }
+    // The raw value borrows from `body`, so its address gives its offset.
+    let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+    Ok(JsonRequest {
+        model: model.into_owned(),
+        stream: probe.stream.unwrap_or(false),
+        model_span: start..start + raw_model.get().len(),
+    })
+}
+
+/// `body` with the model literal at `span` replaced by `model_json` (already a JSON string).
+pub fn replace_model(body: &Bytes, span: &Range<usize>, model_json: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(body.len() - span.len() + model_json.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(model_json);
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_model_and_stream() {
+        let body =
+            br#"{"messages":[{"role":"user","content":"hi"}],"model" : "gpt-4o","stream":true}"#;
+        let req = probe(body, Route::ChatCompletions).unwrap();
+        assert_eq!(req.model, "gpt-4o");
+        assert!(req.stream);
+        assert_eq!(&body[req.model_span.clone()], br#""gpt-4o""#);
+    }
+
+    #[test]
+    fn replaces_only_the_model() {
+        let body = Bytes::from_static(
+            br#"{"model":"alias","messages":[],"x":{"model":"keep"},"logprobs":true}"#,
+        );
+        let req = probe(&body, Route::ChatCompletions).unwrap();
+        let out = replace_model(&body, &req.model_span, br#""real-model""#);
+        assert_eq!(
+            &out[..],
+            br#"{"model":"real-model","messages":[],"x":{"model":"keep"},"logprobs":true}"#
+        );
+    }
+
+    #[test]
+    fn decodes_escaped_model_names() {
+        let body = br#"{"model":"a\/b","input":"x"}"#;
+        assert_eq!(probe(body, Route::Embeddings).unwrap().model, "a/b");
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_the_parameter_named() {
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (b"", None),
+            (b"{not json", None),
+            (b"[1,2]", None),
+            (br#"{"messages":[]}"#, Some("model")),
+            (br#"{"model":3,"messages":[]}"#, Some("model")),
+            (br#"{"model":"m"}"#, Some("messages")),
+            (br#"{"model":"m","messages":[],"stream":"yes"}"#, None),
+        ];
+        for (body, param) in cases {
+            let err = probe(body, Route::ChatCompletions).unwrap_err();
+            assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
+            assert_eq!(err.param, param, "{}", String::from_utf8_lossy(body));
+        }
+    }
+}
