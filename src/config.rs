@@ -473,9 +473,11 @@ fn parse_base_url(url: &str) -> Result<http::Uri, String> {
         .map_err(|_| format!("\"{url}\" is not a URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "\"{url}\" must start with http:// or https:// (hint: \"https://api.openai.com/v1\")"
-        )),
+        ))
+        }
     }
     if uri.authority().is_none() {
         return Err(format!("\"{url}\" has no host"));

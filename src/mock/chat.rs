@@ -167,6 +167,9 @@ pub(super) fn sse_response(
         if st.failed {
             return None;
         }
+        if st.sent > 0 && st.options.chunk_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(st.options.chunk_delay_ms)).await;
+        }
         if st.options.reset_after == Some(st.sent) {
             st.failed = true;
             let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset");
@@ -174,9 +177,6 @@ pub(super) fn sse_response(
         }
         if st.options.stall_after == Some(st.sent) {
             std::future::pending::<()>().await;
-        }
-        if st.sent > 0 && st.options.chunk_delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(st.options.chunk_delay_ms)).await;
         }
         match st.frames.next() {
             Some(frame) => {

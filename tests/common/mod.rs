@@ -1,0 +1,172 @@
+//! Shared test set-up: the mock provider and the gateway, each in-process on port 0.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use gateway::config::Config;
+use gateway::mock::MockServer;
+use gateway::GatewayHandle;
+
+pub const KEY: &str = "test-master-key";
+/// The request limit the test gateways run with, small so 413s are cheap to provoke.
+pub const LIMIT: u64 = 64 * 1024;
+
+pub struct Harness {
+    pub mock: MockServer,
+    pub gateway: GatewayHandle,
+    pub client: reqwest::Client,
+}
+
+/// A port nothing listens on: bound, then released.
+pub async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub async fn config_text(mock_url: &str, extra: &str) -> String {
+    let down = closed_port().await;
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_request_bytes = {LIMIT}
+drain_timeout_secs = 10
+data_dir = "target/test-data"
+
+[auth]
+master_keys = ["{KEY}"]
+
+[[providers]]
+name = "mock"
+base_url = "{mock_url}"
+api_key = "upstream-secret"
+headers = {{ x-extra-header = "extra-value" }}
+timeout_ms = 5000
+idle_timeout_ms = 2000
+
+[[providers]]
+name = "slow"
+base_url = "{mock_url}"
+timeout_ms = 300
+headers = {{ x-mock-latency-ms = "5000" }}
+
+[[providers]]
+name = "stalling"
+base_url = "{mock_url}"
+idle_timeout_ms = 300
+headers = {{ x-mock-stall-after = "2" }}
+
+[[providers]]
+name = "failing"
+base_url = "{mock_url}"
+headers = {{ x-mock-status = "503" }}
+
+[[providers]]
+name = "down"
+base_url = "http://127.0.0.1:{down}/v1"
+connect_timeout_ms = 1000
+
+[[models]]
+name = "mock-gpt"
+aliases = ["alias-gpt"]
+targets = [{{ provider = "mock" }}]
+
+[[models]]
+name = "renamed"
+targets = [{{ provider = "mock", model = "upstream-name" }}]
+
+[[models]]
+name = "mock-embed"
+targets = [{{ provider = "mock" }}]
+
+[[models]]
+name = "mock-whisper"
+aliases = ["alias-whisper"]
+targets = [{{ provider = "mock", model = "upstream-whisper" }}]
+
+[[models]]
+name = "slow-model"
+targets = [{{ provider = "slow" }}]
+
+[[models]]
+name = "stalling-model"
+targets = [{{ provider = "stalling" }}]
+
+[[models]]
+name = "down-model"
+targets = [{{ provider = "down" }}]
+
+[[models]]
+name = "failing-model"
+targets = [{{ provider = "failing" }}]
+
+[[models]]
+name = "fallback-down"
+targets = [{{ provider = "down" }}, {{ provider = "mock", model = "mock-gpt" }}]
+
+[[models]]
+name = "fallback-failing"
+targets = [{{ provider = "failing" }}, {{ provider = "mock", model = "mock-gpt" }}]
+{extra}
+"#
+    )
+}
+
+pub async fn start() -> Harness {
+    start_with("").await
+}
+
+pub async fn start_with(extra: &str) -> Harness {
+    let mock = MockServer::start().await.expect("mock starts");
+    let text = config_text(&mock.base_url(), extra).await;
+    let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
+    let gateway = gateway::spawn(config).await.expect("gateway starts");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    Harness {
+        mock,
+        gateway,
+        client,
+    }
+}
+
+impl Harness {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.url())
+    }
+
+    pub fn mock_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.mock.addr)
+    }
+
+    /// POST JSON to the gateway with the master key.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+}
+
+/// Asserts an OpenAI-shaped error with this status, returning its `error` object.
+pub async fn expect_error(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].clone();
+    assert!(error["message"].is_string(), "no message in {body}");
+    assert!(error["type"].is_string(), "no type in {body}");
+    assert!(
+        error.get("param").is_some() && error.get("code").is_some(),
+        "{body}"
+    );
+    error
+}
+
+pub fn chat(model: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
+}
