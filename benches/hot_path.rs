@@ -1,1 +1,89 @@
-fn main() {}
+//! Criterion micro-benchmarks of the per-request work on /v1: reading what routing needs from
+//! the body, renaming the model, resolving the route, checking the key, the request id.
+//!
+//! cargo bench --bench hot_path
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gateway::config::{Config, Secret};
+use gateway::plugins::auth::MasterKeyAuth;
+use gateway::plugins::Route;
+use gateway::proxy::json_probe;
+use gateway::request_id::RequestIds;
+use gateway::routing::Router;
+
+fn chat_body(messages: usize) -> Bytes {
+    let message = r#"{"role":"user","content":"Summarise the meeting notes below in three bullet points, keeping names and dates exactly as written."}"#;
+    let list = vec![message; messages].join(",");
+    Bytes::from(format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{list}],"temperature":0.2,"stream":true,"stream_options":{{"include_usage":true}}}}"#
+    ))
+}
+
+fn config() -> Config {
+    let mut text = String::from(
+        "[auth]\nmaster_keys = [\"bench-master-key-0001\", \"bench-master-key-0002\"]\n\
+         [[providers]]\nname = \"p\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    );
+    for i in 0..50 {
+        text.push_str(&format!(
+            "[[models]]\nname = \"model-{i}\"\ntargets = [{{ provider = \"p\" }}]\n"
+        ));
+    }
+    text.push_str("[[models]]\nname = \"gpt-4o-mini\"\ntargets = [{ provider = \"p\", model = \"gpt-4o-mini-2024-07-18\" }]\n");
+    Config::parse(&text, "bench", &|_| None).expect("bench config")
+}
+
+fn body_handling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("body");
+    for messages in [1, 20] {
+        let body = chat_body(messages);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("probe/{}B", body.len()), |b| {
+            b.iter(|| json_probe::probe(black_box(&body), Route::ChatCompletions))
+        });
+        let parsed = json_probe::probe(&body, Route::ChatCompletions).expect("valid body");
+        group.bench_function(format!("replace_model/{}B", body.len()), |b| {
+            b.iter(|| {
+                json_probe::replace_model(
+                    black_box(&body),
+                    &parsed.model_span,
+                    b"\"gpt-4o-mini-2024-07-18\"",
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn routing_and_auth(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // Building clients needs a runtime context.
+    let router = runtime.block_on(async { Router::build(&config()).expect("router") });
+    c.bench_function("routing/resolve", |b| {
+        b.iter(|| router.resolve(black_box("gpt-4o-mini")).is_some())
+    });
+
+    let auth = MasterKeyAuth::new(vec![
+        Secret::new("bench-master-key-0001"),
+        Secret::new("bench-master-key-0002"),
+    ]);
+    let request = http::Request::builder()
+        .header("authorization", "Bearer bench-master-key-0002")
+        .body(())
+        .expect("request");
+    let (head, _) = request.into_parts();
+    c.bench_function("auth/master_key", |b| {
+        b.iter(|| auth.authenticate(black_box(&head)).is_ok())
+    });
+
+    let ids = RequestIds::default();
+    c.bench_function("request_id/generate", |b| {
+        b.iter(|| ids.ensure(&mut http::HeaderMap::new()))
+    });
+}
+
+criterion_group!(benches, body_handling, routing_and_auth);
+criterion_main!(benches);

@@ -50,16 +50,13 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
+type HandlerFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
 /// The outermost handler: request ids in, request ids out.
 pub fn handler(
     router: axum::Router,
-) -> impl Fn(
-    http::Request<Incoming>,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>,
-> + Send
-       + Sync
-       + 'static {
+) -> impl Fn(http::Request<Incoming>) -> HandlerFuture + Send + Sync + 'static {
     let ids = Arc::new(RequestIds::default());
     move |mut request| {
         let id = ids.ensure(request.headers_mut());
