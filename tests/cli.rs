@@ -71,3 +71,83 @@ fn unknown_keys_and_bad_toml_are_rejected() {
     assert!(!ok);
     assert!(out.contains("TOML syntax"), "{out}");
 }
+
+/// `gateway serve` as a user runs it: no master key configured, so one is generated, stored and
+/// printed once; JSON logs on stderr; SIGTERM drains and exits cleanly.
+#[test]
+fn serve_generates_a_key_logs_json_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndrain_timeout_secs = 5\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--log-format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut listening = None;
+    // Kept open until the end, so the gateway's later log lines have somewhere to go.
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if event["message"] == "gateway listening" {
+            listening = Some(event);
+            break;
+        }
+    }
+    let listening = listening.expect("the gateway logs where it listens");
+    assert!(listening["listen"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    let key = std::fs::read_to_string(data.join("master_key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("master_key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(
+        stdout.contains(key.trim()),
+        "the generated key is printed once: {stdout}"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown signal received")),
+        "{rest:?}"
+    );
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Load benchmark: the mock provider alone versus the gateway in front of it, same load, same run.
+# Drives both with oha (installed with `cargo install oha --locked` if missing) and prints a
+# Markdown table for BENCHMARKS.md.
+#
+#   bash benches/load.sh                      # DURATION=10s MEM_REQUESTS=1000000 by default
+#   DURATION=5s MEM_REQUESTS=0 bash benches/load.sh   # quicker, no memory run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10s}"
+MEM_REQUESTS="${MEM_REQUESTS:-1000000}"
+KEY="bench-master-key-0001"
+
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release --bins --quiet
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOCK_PORT=$(free_port)
+GW_PORT=$(free_port)
+WORK=$(mktemp -d)
+cat > "$WORK/gateway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$GW_PORT"
+data_dir = "$WORK/data"
+[auth]
+master_keys = ["$KEY"]
+[[providers]]
+name = "mock"
+base_url = "http://127.0.0.1:$MOCK_PORT/v1"
+[[models]]
+name = "bench-model"
+targets = [{ provider = "mock", model = "mock-gpt" }]
+[[models]]
+name = "mock-gpt"
+targets = [{ provider = "mock" }]
+TOML
+
+RUST_LOG=warn target/release/mock-provider --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
+MOCK_PID=$!
+RUST_LOG=warn target/release/gateway --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+GW_PID=$!
+trap 'kill $MOCK_PID $GW_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break
+  sleep 0.1
+done
+
+BODY='{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello in one short sentence."}]}'
+DIRECT="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
+
+# run NAME URL oha-args... -> one JSON line in $WORK/results.jsonl
+run() {
+  local name=$1 url=$2; shift 2
+  oha --no-tui --output-format json "$@" -m POST -H 'content-type: application/json' \
+    -H "authorization: Bearer $KEY" -d "$BODY" "$url" >"$WORK/out.json"
+  python3 - "$name" "$WORK/out.json" >>"$WORK/results.jsonl" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+d = json.load(open(path))
+codes = d.get("statusCodeDistribution", {})
+ok = sum(v for k, v in codes.items() if k.startswith("2"))
+total = sum(codes.values()) + sum(d.get("errorDistribution", {}).values())
+p = d["latencyPercentiles"]
+print(json.dumps({"name": name, "rps": d["summary"]["requestsPerSec"], "p50": p["p50"] * 1e3,
+                  "p99": p["p99"] * 1e3, "ok": ok, "total": total}))
+PY
+}
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$GW_PID/status"; }
+
+# Warm both paths (connection pools, allocator).
+oha --no-tui --output-format quiet -z 2s -c 64 -m POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" -d "$BODY" "$GATEWAY" >/dev/null
+
+for target in direct gateway; do
+  url=$DIRECT; [ "$target" = gateway ] && url=$GATEWAY
+  run "$target c=64" "$url" -z "$DURATION" -w -c 64
+  run "$target c=1" "$url" -z "$DURATION" -w -c 1
+  run "$target 5000rps" "$url" -z "$DURATION" -w -c 64 -q 5000 --latency-correction
+done
+
+RSS_START=$(rss_mb)
+if [ "$MEM_REQUESTS" -gt 0 ]; then
+  oha --no-tui --output-format quiet -n "$MEM_REQUESTS" -c 64 -m POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" -d "$BODY" "$GATEWAY" >/dev/null
+  RSS_1=$(rss_mb)
+  oha --no-tui --output-format quiet -n "$MEM_REQUESTS" -c 64 -m POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" -d "$BODY" "$GATEWAY" >/dev/null
+  RSS_2=$(rss_mb)
+fi
+
+python3 - "$WORK/results.jsonl" <<'PY'
+import json, sys
+rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
+print("| load | direct rps | gateway rps | ratio | direct p50 / p99 ms | gateway p50 / p99 ms | added p50 / p99 ms | non-2xx |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for load in ["c=64", "c=1", "5000rps"]:
+    d, g = rows[f"direct {load}"], rows[f"gateway {load}"]
+    bad = (d["total"] - d["ok"]) + (g["total"] - g["ok"])
+    print(f"| {load} | {d['rps']:.0f} | {g['rps']:.0f} | {g['rps']/d['rps']:.2f} | "
+          f"{d['p50']:.3f} / {d['p99']:.3f} | {g['p50']:.3f} / {g['p99']:.3f} | "
+          f"{g['p50']-d['p50']:.3f} / {g['p99']-d['p99']:.3f} | {bad} |")
+PY
+echo
+if [ "$MEM_REQUESTS" -gt 0 ]; then
+  echo "gateway RSS: ${RSS_START} MB after the timed runs, ${RSS_1} MB after +${MEM_REQUESTS} requests, ${RSS_2} MB after +${MEM_REQUESTS} more"
+fi
