@@ -17,16 +17,7 @@ async fn json_completion_passes_through_unchanged() {
     assert_eq!(via_gateway.status(), 200);
     assert_eq!(via_gateway.headers()["content-type"], "application/json");
     let via_gateway = via_gateway.bytes().await.unwrap();
-    let direct = h
-        .client
-        .post(h.mock_url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let direct = h.direct_bytes("/v1/chat/completions", &body).await;
     assert_eq!(via_gateway, direct);
     let value: serde_json::Value = serde_json::from_slice(&via_gateway).unwrap();
     assert_eq!(value["choices"][0]["message"]["content"], "tok0 tok1 tok2");
@@ -69,16 +60,7 @@ async fn stream_is_forwarded_byte_for_byte() {
             .unwrap()
             .starts_with("text/event-stream"));
         let via_gateway = response.bytes().await.unwrap();
-        let direct = h
-            .client
-            .post(h.mock_url("/v1/chat/completions"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let direct = h.direct_bytes("/v1/chat/completions", &body).await;
         assert_eq!(via_gateway, direct);
         let text = String::from_utf8(via_gateway.to_vec()).unwrap();
         assert!(text.ends_with("data: [DONE]\n\n"));

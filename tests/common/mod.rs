@@ -151,6 +151,19 @@ impl Harness {
             .await
             .expect("request reaches the gateway")
     }
+
+    /// POST JSON straight to the mock, bypassing the gateway: the reference answer.
+    pub async fn direct_bytes(&self, path: &str, body: &serde_json::Value) -> bytes::Bytes {
+        self.client
+            .post(self.mock_url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches the mock")
+            .bytes()
+            .await
+            .expect("mock body")
+    }
 }
 
 /// Asserts an OpenAI-shaped error with this status, returning its `error` object.
