@@ -189,13 +189,7 @@ async fn bad_requests_get_openai_errors() {
     )
     .await;
     assert_eq!(error["code"], "model_not_found");
-    assert_eq!(
-        h.mock
-            .stats
-            .requests
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(h.upstream_requests(), 0);
 }
 
 #[tokio::test]
@@ -223,13 +217,7 @@ async fn missing_or_wrong_keys_are_refused() {
     assert!(!error["message"].as_str().unwrap().contains("kez"));
     let models = h.client.get(h.url("/v1/models")).send().await.unwrap();
     expect_error(models, 401).await;
-    assert_eq!(
-        h.mock
-            .stats
-            .requests
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(h.upstream_requests(), 0);
 }
 
 #[tokio::test]

@@ -152,6 +152,14 @@ impl Harness {
             .expect("request reaches the gateway")
     }
 
+    /// How many requests reached the mock provider.
+    pub fn upstream_requests(&self) -> u64 {
+        self.mock
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// POST JSON straight to the mock, bypassing the gateway: the reference answer.
     pub async fn direct_bytes(&self, path: &str, body: &serde_json::Value) -> bytes::Bytes {
         self.client
