@@ -99,9 +99,7 @@ async fn first_chunk_arrives_before_the_upstream_finishes() {
     let h = start().await;
     // The mock sends two frames and then nothing: only a gateway that forwards as it reads
     // can deliver them.
-    let mut body = chat("mock-gpt");
-    body["stream"] = json!(true);
-    body["mock"] = json!({"stall_after": 2});
+    let body = streamed_chat("mock-gpt", json!({"stall_after": 2}));
     let response = h.post_json("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     let mut stream = response.bytes_stream();
@@ -297,10 +295,8 @@ async fn falls_back_to_the_next_target_before_the_first_byte() {
 #[tokio::test]
 async fn reset_mid_stream_ends_with_an_sse_error_event() {
     let h = start().await;
-    let mut body = chat("mock-gpt");
-    body["stream"] = json!(true);
     // The delay lets the first frames leave the mock before it breaks the connection.
-    body["mock"] = json!({"reset_after": 2, "chunk_delay_ms": 20});
+    let body = streamed_chat("mock-gpt", json!({"reset_after": 2, "chunk_delay_ms": 20}));
     let response = h.post_json("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     let text = tokio::time::timeout(Duration::from_secs(10), response.text())
@@ -328,36 +324,18 @@ async fn stalled_stream_ends_with_a_timeout_event() {
         .unwrap();
     assert!(text.contains(r#""code":"upstream_timeout""#), "{text}");
     // The upstream request is dropped with the stream.
-    assert!(
-        h.mock
-            .stats
-            .wait_until(Duration::from_secs(5), |s| s
-                .streams_cancelled
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 1)
-            .await
-    );
+    assert!(h.wait_streams_cancelled(1).await);
 }
 
 #[tokio::test]
 async fn client_hang_up_cancels_the_upstream_stream() {
     let h = start().await;
-    let mut body = chat("mock-gpt");
-    body["stream"] = json!(true);
-    body["mock"] = json!({"stall_after": 2});
+    let body = streamed_chat("mock-gpt", json!({"stall_after": 2}));
     let response = h.post_json("/v1/chat/completions", &body).await;
     let mut stream = response.bytes_stream();
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
     drop(stream);
-    let cancelled = h
-        .mock
-        .stats
-        .wait_until(Duration::from_secs(5), |s| {
-            s.streams_cancelled
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 1
-        })
-        .await;
+    let cancelled = h.wait_streams_cancelled(1).await;
     assert!(cancelled, "the upstream stream was not cancelled");
 }

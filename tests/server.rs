@@ -101,9 +101,7 @@ async fn shutdown_lets_in_flight_streams_finish() {
         client,
     } = start().await;
     let url = format!("{}/v1/chat/completions", gateway.url());
-    let mut body = chat("mock-gpt");
-    body["stream"] = json!(true);
-    body["mock"] = json!({"chunks": 5, "chunk_delay_ms": 100});
+    let body = streamed_chat("mock-gpt", json!({"chunks": 5, "chunk_delay_ms": 100}));
     let response = client
         .post(&url)
         .bearer_auth(KEY)

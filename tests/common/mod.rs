@@ -152,6 +152,18 @@ impl Harness {
             .expect("request reaches the gateway")
     }
 
+    /// Waits (bounded) until the mock has seen `n` streams cancelled before their end.
+    pub async fn wait_streams_cancelled(&self, n: u64) -> bool {
+        self.mock
+            .stats
+            .wait_until(Duration::from_secs(5), |s| {
+                s.streams_cancelled
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    == n
+            })
+            .await
+    }
+
     /// How many requests reached the mock provider.
     pub fn upstream_requests(&self) -> u64 {
         self.mock
@@ -190,4 +202,12 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> serde_jso
 
 pub fn chat(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
+}
+
+/// A streamed chat request carrying instructions for the mock provider.
+pub fn streamed_chat(model: &str, mock: serde_json::Value) -> serde_json::Value {
+    let mut body = chat(model);
+    body["stream"] = serde_json::Value::Bool(true);
+    body["mock"] = mock;
+    body
 }
