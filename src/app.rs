@@ -93,7 +93,9 @@ async fn health() -> Response {
     Json(json!({ "status": "ok", "version": VERSION })).into_response()
 }
 
-/// Ready when accepting work and at least one provider is switched on.
+/// Ready when accepting work and at least one provider is switched on. Each target's passive
+/// health is listed, but a target out of rotation does not make the gateway unready: every
+/// replica would see the same upstream, and taking them all out of a load balancer helps no one.
 async fn ready(State(state): Shared) -> Response {
     let providers: Vec<_> = state
         .providers
@@ -113,7 +115,10 @@ async fn ready(State(state): Shared) -> Response {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "no_providers"),
     };
-    let body = json!({ "status": word, "version": VERSION, "providers": providers });
+    let targets = state.proxy.router.health();
+    let body = json!({
+        "status": word, "version": VERSION, "providers": providers, "targets": targets
+    });
     (status, Json(body)).into_response()
 }
 

@@ -26,6 +26,8 @@ struct RawConfig {
     #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
+    routing: RawRouting,
+    #[serde(default)]
     providers: Vec<RawProvider>,
     #[serde(default)]
     models: Vec<RawModel>,
@@ -68,6 +70,30 @@ impl Default for RawAuth {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRouting {
+    retries: u32,
+    retry_backoff_ms: u64,
+    retry_max_backoff_ms: u64,
+    retry_budget_ms: u64,
+    failure_threshold: u32,
+    cooldown_ms: u64,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        Self {
+            retries: 2,
+            retry_backoff_ms: 200,
+            retry_max_backoff_ms: 5_000,
+            retry_budget_ms: 30_000,
+            failure_threshold: 5,
+            cooldown_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     name: String,
@@ -83,6 +109,14 @@ struct RawProvider {
     timeout_ms: u64,
     #[serde(default = "default_idle_timeout_ms")]
     idle_timeout_ms: u64,
+    /// 0: no limit on a whole response (streams may run long).
+    #[serde(default)]
+    total_timeout_ms: u64,
+    /// 0: no limit on concurrent requests.
+    #[serde(default)]
+    max_in_flight: u32,
+    #[serde(default = "default_max_tokens")]
+    default_max_tokens: u64,
 }
 
 fn default_kind() -> String {
@@ -97,6 +131,12 @@ fn default_timeout_ms() -> u64 {
 fn default_idle_timeout_ms() -> u64 {
     120_000
 }
+fn default_max_tokens() -> u64 {
+    4_096
+}
+fn default_weight() -> u32 {
+    1
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +144,10 @@ struct RawModel {
     name: String,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
     targets: Vec<RawTarget>,
 }
 
@@ -112,6 +156,12 @@ struct RawModel {
 struct RawTarget {
     provider: String,
     model: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    max_in_flight: Option<u32>,
+    timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,6 +171,7 @@ struct RawTarget {
 pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub routing: RoutingConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
 }
@@ -140,9 +191,50 @@ pub struct AuthConfig {
     pub generate_master_key: bool,
 }
 
+/// Retries and passive health, the same for every model.
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// Extra attempts on one target after a connect error, timeout, 429 or 5xx.
+    pub retries: u32,
+    /// The first back-off; it doubles per retry (with jitter) up to `retry_max_backoff`.
+    pub retry_backoff: Duration,
+    pub retry_max_backoff: Duration,
+    /// No new attempt starts once this much time has gone since the request arrived.
+    pub retry_budget: Duration,
+    /// Consecutive failures that take a target out of rotation.
+    pub failure_threshold: u32,
+    /// How long a failing target stays out before one request probes it.
+    pub cooldown: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
+}
+
+/// How a model spreads requests over its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Random, in proportion to the targets' weights.
+    Weighted,
+    /// The order written, the next one only when the one before fails.
+    Priority,
+    /// The target with the fewest requests in flight.
+    LeastBusy,
+    /// The target with the lowest recent time to response headers.
+    Latency,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +249,11 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     /// Time allowed between two body chunks once the response has started.
     pub idle_timeout: Duration,
+    /// Time allowed for a whole response, when limited.
+    pub total_timeout: Option<Duration>,
+    pub max_in_flight: Option<u32>,
+    /// Anthropic requires `max_tokens`; this is sent when the client gives none.
+    pub default_max_tokens: u64,
     /// Why the provider is switched off (its API key variable is unset), if it is.
     pub disabled_reason: Option<String>,
 }
@@ -165,13 +262,22 @@ pub struct ProviderConfig {
 pub struct ModelConfig {
     pub name: String,
     pub aliases: Vec<String>,
+    pub strategy: Strategy,
+    /// Other models tried, in order, when every target of this one failed.
+    pub fallbacks: Vec<String>,
     pub targets: Vec<TargetConfig>,
 }
 
+/// One deployment of a model. Unset limits and timeouts come from the provider.
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub provider: String,
     pub model: String,
+    pub weight: u32,
+    pub max_in_flight: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub total_timeout: Option<Duration>,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -305,9 +411,11 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         }
         let kind = match p.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
+            "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
             other => {
                 problems.push(format!(
-                    "{at}.kind: unknown provider kind \"{other}\" (hint: \"openai\" covers every OpenAI-compatible server)"
+                    "{at}.kind: unknown provider kind \"{other}\" (known: openai, anthropic, gemini; \"openai\" covers every OpenAI-compatible server)"
                 ));
                 ProviderKind::OpenAi
             }
@@ -375,6 +483,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             ("connect_timeout_ms", p.connect_timeout_ms),
             ("timeout_ms", p.timeout_ms),
             ("idle_timeout_ms", p.idle_timeout_ms),
+            ("default_max_tokens", p.default_max_tokens),
         ] {
             if value == 0 {
                 problems.push(format!("{at}.{field}: must be greater than 0"));
@@ -390,6 +499,10 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 connect_timeout: Duration::from_millis(p.connect_timeout_ms),
                 timeout: Duration::from_millis(p.timeout_ms),
                 idle_timeout: Duration::from_millis(p.idle_timeout_ms),
+                total_timeout: (p.total_timeout_ms > 0)
+                    .then(|| Duration::from_millis(p.total_timeout_ms)),
+                max_in_flight: (p.max_in_flight > 0).then_some(p.max_in_flight),
+                default_max_tokens: p.default_max_tokens,
                 disabled_reason,
             });
         }
@@ -435,17 +548,90 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                     }
                 ));
             }
+            let target_at = format!("{at}.targets[{j}]");
+            if t.weight == 0 {
+                problems.push(format!(
+                    "{target_at}.weight: must be at least 1 (remove the target to take it out)"
+                ));
+            }
+            let positive = |field: &str, value: Option<u64>, problems: &mut Vec<String>| {
+                if value == Some(0) {
+                    problems.push(format!("{target_at}.{field}: must be greater than 0"));
+                }
+                value.map(Duration::from_millis)
+            };
+            let timeout = positive("timeout_ms", t.timeout_ms, &mut problems);
+            let idle_timeout = positive("idle_timeout_ms", t.idle_timeout_ms, &mut problems);
+            let total_timeout = positive("total_timeout_ms", t.total_timeout_ms, &mut problems);
+            if t.max_in_flight == Some(0) {
+                problems.push(format!("{target_at}.max_in_flight: must be greater than 0"));
+            }
             targets.push(TargetConfig {
                 model: t.model.unwrap_or_else(|| m.name.clone()),
                 provider: t.provider,
+                weight: t.weight,
+                max_in_flight: t.max_in_flight,
+                timeout,
+                idle_timeout,
+                total_timeout,
             });
         }
+        let strategy = match m.strategy.as_deref() {
+            None | Some("weighted") => Strategy::Weighted,
+            Some("priority") => Strategy::Priority,
+            Some("least_busy") => Strategy::LeastBusy,
+            Some("latency") => Strategy::Latency,
+            Some(other) => {
+                problems.push(format!(
+                    "{at}.strategy: unknown strategy \"{other}\" (known: weighted, priority, least_busy, latency)"
+                ));
+                Strategy::Weighted
+            }
+        };
         models.push(ModelConfig {
             name: m.name,
             aliases: m.aliases,
+            strategy,
+            fallbacks: m.fallbacks,
             targets,
         });
     }
+
+    // Fallbacks name models (or aliases) defined anywhere in the file.
+    for (i, m) in models.iter().enumerate() {
+        for (j, fallback) in m.fallbacks.iter().enumerate() {
+            if !model_names.contains(fallback) {
+                problems.push(format!(
+                    "models[{i}].fallbacks[{j}]: no model named \"{fallback}\""
+                ));
+            } else if *fallback == m.name || m.aliases.contains(fallback) {
+                problems.push(format!(
+                    "models[{i}].fallbacks[{j}]: a model cannot fall back to itself"
+                ));
+            }
+        }
+    }
+
+    let r = &raw.routing;
+    for (field, value) in [
+        ("retry_backoff_ms", r.retry_backoff_ms),
+        ("retry_max_backoff_ms", r.retry_max_backoff_ms),
+        ("retry_budget_ms", r.retry_budget_ms),
+        ("cooldown_ms", r.cooldown_ms),
+        ("failure_threshold", u64::from(r.failure_threshold)),
+    ] {
+        if value == 0 {
+            problems.push(format!("routing.{field}: must be greater than 0"));
+        }
+    }
+    let routing = RoutingConfig {
+        retries: r.retries,
+        retry_backoff: Duration::from_millis(r.retry_backoff_ms),
+        retry_max_backoff: Duration::from_millis(r.retry_max_backoff_ms.max(r.retry_backoff_ms)),
+        retry_budget: Duration::from_millis(r.retry_budget_ms),
+        failure_threshold: r.failure_threshold,
+        cooldown: Duration::from_millis(r.cooldown_ms),
+    };
 
     if !problems.is_empty() {
         return Err(problems);
@@ -461,6 +647,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             master_keys,
             generate_master_key: raw.auth.generate_master_key,
         },
+        routing,
         providers,
         models,
     })

@@ -2,6 +2,8 @@
 //! or the gateway itself), which decides its status, and renders as OpenAI's error JSON so SDKs
 //! raise their usual exception types.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde::Serialize;
@@ -21,7 +23,7 @@ pub struct GatewayError {
     /// OpenAI's `type`: invalid_request_error, authentication_error, ...
     pub kind: &'static str,
     pub code: Option<&'static str>,
-    pub param: Option<&'static str>,
+    pub param: Option<Cow<'static, str>>,
     pub message: String,
 }
 
@@ -56,8 +58,8 @@ impl GatewayError {
         self
     }
 
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
+    pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
         self
     }
 
@@ -154,6 +156,11 @@ impl GatewayError {
         )
     }
 
+    /// An upstream's own error, translated: its status and OpenAI error type.
+    pub fn upstream(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, ErrorSource::Upstream, kind, message.into())
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -169,7 +176,7 @@ impl GatewayError {
             error: ErrorFields {
                 message: &self.message,
                 kind: self.kind,
-                param: self.param,
+                param: self.param.as_deref(),
                 code: self.code,
             },
         };

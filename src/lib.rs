@@ -15,6 +15,7 @@ pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod telemetry;
+pub mod translate;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -262,16 +262,21 @@ async fn upstream_errors_pass_through_with_their_status() {
 }
 
 #[tokio::test]
-async fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
+async fn unreachable_upstream_is_503_and_slow_upstream_is_504() {
     let h = start().await;
     let error = expect_error(
         h.post_json("/v1/chat/completions", &chat("down-model"))
             .await,
-        502,
+        503,
     )
     .await;
-    assert_eq!(error["code"], "upstream_unreachable");
-    assert!(error["message"].as_str().unwrap().contains("down"));
+    assert_eq!(error["code"], "upstream_unavailable");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("down/down-model could not connect"),
+        "{message}"
+    );
+    assert!(message.contains("3 attempts"), "two retries: {message}");
     let error = expect_error(
         h.post_json("/v1/chat/completions", &chat("slow-model"))
             .await,

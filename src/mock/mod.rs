@@ -7,6 +7,7 @@
 
 mod audio;
 mod chat;
+mod fixtures;
 pub mod options;
 
 use std::convert::Infallible;
@@ -170,7 +171,12 @@ impl Mock {
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}")),
         };
         let path = head.uri.path();
-        let path = path.strip_prefix("/v1").unwrap_or(path).to_string();
+        // Gemini's paths start with /v1beta and are kept whole; the others drop /v1.
+        let path = if path.starts_with("/v1beta/") {
+            path.to_string()
+        } else {
+            path.strip_prefix("/v1").unwrap_or(path).to_string()
+        };
         if let Ok(mut last) = self.stats.last_request.lock() {
             *last = Some(RecordedRequest {
                 method: head.method.clone(),
@@ -180,6 +186,14 @@ impl Mock {
             });
         }
         match (&head.method, path.as_str()) {
+            (&Method::POST, "/messages") => {
+                fixtures::anthropic(&self.stats, &self.defaults, &head.headers, &body).await
+            }
+            (&Method::POST, p) if p.starts_with("/v1beta/models/") => {
+                let stream = p.ends_with(":streamGenerateContent")
+                    && head.uri.query().is_some_and(|q| q.contains("alt=sse"));
+                fixtures::gemini(&self.stats, &self.defaults, &head.headers, p, stream).await
+            }
             (&Method::POST, "/chat/completions") => {
                 chat::completions(&self.stats, &self.defaults, &head.headers, body).await
             }
@@ -209,7 +223,17 @@ async fn before_response(options: &MockOptions) -> Option<Response<MockBody>> {
     }
     let status = options.status?;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Some(error(status, "mock failure requested"))
+    let mut response = error(status, "mock failure requested");
+    with_retry_after(&mut response, options);
+    Some(response)
+}
+
+fn with_retry_after(response: &mut Response<MockBody>, options: &MockOptions) {
+    if let Some(seconds) = options.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
 }
 
 fn full(bytes: impl Into<Bytes>) -> MockBody {

@@ -20,6 +20,8 @@ pub struct MockOptions {
     pub reset_after: Option<usize>,
     /// Send nothing more after this many chunks (until the client goes away).
     pub stall_after: Option<usize>,
+    /// A `Retry-After` (seconds) sent with an error status.
+    pub retry_after: Option<u64>,
 }
 
 impl Default for MockOptions {
@@ -31,6 +33,7 @@ impl Default for MockOptions {
             chunk_delay_ms: 0,
             reset_after: None,
             stall_after: None,
+            retry_after: None,
         }
     }
 }
@@ -62,6 +65,9 @@ impl MockOptions {
         }
         if let Some(v) = number("x-mock-stall-after") {
             options.stall_after = Some(v as usize);
+        }
+        if let Some(v) = number("x-mock-retry-after") {
+            options.retry_after = Some(v);
         }
         options
     }

@@ -17,11 +17,7 @@ pub fn endpoint_path(route: Route) -> &'static str {
 }
 
 pub fn endpoint_uri(base: &Uri, route: Route) -> Result<Uri, http::Error> {
-    let mut parts = base.clone().into_parts();
-    let base_path = base.path().trim_end_matches('/');
-    let path = format!("{base_path}{}", endpoint_path(route));
-    parts.path_and_query = Some(path.parse()?);
-    Ok(Uri::from_parts(parts)?)
+    super::join_path(base, endpoint_path(route))
 }
 
 pub fn auth_header(api_key: &str) -> Option<HeaderValue> {

@@ -134,7 +134,12 @@ mod tests {
         for (body, param) in cases {
             let err = probe(body, Route::ChatCompletions).unwrap_err();
             assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
-            assert_eq!(err.param, param, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.param.as_deref(),
+                param,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -5,19 +5,25 @@ pub mod json_probe;
 pub mod multipart;
 pub mod request_body;
 pub mod response_body;
+pub mod retry;
+pub mod translated;
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 
+use crate::config::ProviderKind;
 use crate::error::{ErrorSource, GatewayError};
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx, Route};
-use crate::providers::X_REQUEST_ID;
-use crate::routing::{ModelRoute, Router, Target};
+use crate::providers::{UpstreamBody, X_REQUEST_ID};
+use crate::routing::{Lease, ModelRoute, Router, Target};
+use crate::translate::openai::ChatRequest;
 use response_body::{CompletionGuard, ProxyBody};
+use translated::{Rewritten, Translation};
 
 pub type ApiResponse = Response<Body>;
 
@@ -34,6 +40,8 @@ enum Payload {
     Json {
         body: Bytes,
         model_span: Range<usize>,
+        /// The request read whole, only for targets whose provider needs a translation.
+        parsed: OnceLock<Result<Box<ChatRequest>, GatewayError>>,
     },
     Multipart {
         body: Bytes,
@@ -42,13 +50,28 @@ enum Payload {
 }
 
 impl Payload {
+    fn chat_request(&self) -> Result<&ChatRequest, GatewayError> {
+        match self {
+            Payload::Json { body, parsed, .. } => parsed
+                .get_or_init(|| ChatRequest::parse(body).map(Box::new))
+                .as_ref()
+                .map(|chat| &**chat)
+                .map_err(Clone::clone),
+            Payload::Multipart { .. } => Err(GatewayError::internal(
+                "A multipart request cannot be translated.",
+            )),
+        }
+    }
+
     async fn for_target(&self, requested: &str, target: &Target) -> Result<Bytes, GatewayError> {
         let same_name = *target.model == *requested;
         match self {
             Payload::Json { body, .. } | Payload::Multipart { body, .. } if same_name => {
                 Ok(body.clone())
             }
-            Payload::Json { body, model_span } => Ok(json_probe::replace_model(
+            Payload::Json {
+                body, model_span, ..
+            } => Ok(json_probe::replace_model(
                 body,
                 model_span,
                 &target.model_json,
@@ -108,6 +131,7 @@ impl Proxy {
         let payload = Payload::Json {
             body,
             model_span: parsed.model_span,
+            parsed: OnceLock::new(),
         };
         self.route_and_forward(ctx, parsed.model, payload, &APPLICATION_JSON)
             .await
@@ -190,7 +214,12 @@ impl Proxy {
             return self.reject(ctx, GatewayError::model_not_found(&model));
         };
         ctx.model = Some(route.name.clone());
-        if let Some(reason) = &route.unavailable {
+        // With fallbacks, a model whose own providers are all off can still be served.
+        if let Some(reason) = route
+            .unavailable
+            .as_ref()
+            .filter(|_| route.fallbacks.is_empty())
+        {
             let message = format!("The model `{model}` is configured but not available: {reason}.");
             return self.reject(ctx, GatewayError::service_unavailable(message));
         }
@@ -201,95 +230,224 @@ impl Proxy {
             .await
     }
 
-    /// Tries the model's targets in order. A target that cannot be reached, times out before its
-    /// response headers, or answers 429/5xx while another target remains is skipped; nothing has
-    /// reached the client at that point, so the next target is safe to try.
+    /// The upstream request for one attempt on `target`: the client's bytes (with the model
+    /// renamed if needed) for OpenAI-compatible providers, a translation for the others.
+    async fn upstream_request(
+        &self,
+        ctx: &RequestCtx,
+        payload: &Payload,
+        requested: &str,
+        target: &Target,
+        content_type: &HeaderValue,
+    ) -> Result<(http::Request<UpstreamBody>, Option<Translation>), GatewayError> {
+        let provider = &target.provider;
+        if provider.kind == ProviderKind::OpenAi {
+            let body = payload.for_target(requested, target).await?;
+            let request = provider.build_request(ctx.route, body, content_type, &ctx.request_id);
+            return Ok((request, None));
+        }
+        if ctx.route != Route::ChatCompletions {
+            return Err(GatewayError::bad_request(format!(
+                "The model `{requested}` is served by a {} provider, which has no {} endpoint.",
+                provider.kind.as_str(),
+                ctx.route.as_str()
+            ))
+            .with_param("model"));
+        }
+        let chat = payload.chat_request()?;
+        let (request, translation) = translated::upstream_request(chat, target, &ctx.request_id)?;
+        Ok((request, Some(translation)))
+    }
+
+    /// Tries targets until one answers: the model's targets in the order its strategy picks,
+    /// each retried with back-off on a connect error, timeout, 429 or 5xx, then the model's
+    /// fallback models. All of this happens before the first byte reaches the client, so any
+    /// attempt can be abandoned safely; once a response is handed on, there is no retry.
     async fn forward(
         &self,
         mut ctx: RequestCtx,
-        route: &ModelRoute,
+        route: &Arc<ModelRoute>,
         requested: &str,
         payload: Payload,
         content_type: &HeaderValue,
     ) -> ApiResponse {
-        let mut last_error = None;
-        for (i, target) in route.targets.iter().enumerate() {
-            let has_next = i + 1 < route.targets.len();
-            let provider = &target.provider;
-            let body = match payload.for_target(requested, target).await {
-                Ok(body) => body,
-                Err(e) => return self.reject(ctx, e),
-            };
-            let upstream_request =
-                provider.build_request(ctx.route, body, content_type, &ctx.request_id);
-            let error = match tokio::time::timeout(
-                provider.timeout,
-                provider.send(upstream_request),
-            )
-            .await
-            {
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    if has_next
-                        && (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
-                    {
-                        tracing::warn!(
-                            request_id = ?ctx.request_id, provider = %provider.name,
-                            status = status.as_u16(), "upstream answered with an error; trying the next target"
-                        );
-                        last_error = Some(GatewayError::bad_gateway(format!(
-                            "Provider {} answered {status}.",
-                            provider.name
-                        )));
-                        continue;
+        let policy = &self.router.routing;
+        let deadline = ctx.started + policy.retry_budget;
+        let mut failures = retry::Failures::default();
+        // The last attempt's own error answer, handed on if nothing succeeds.
+        let mut last_answer: Option<(
+            Response<hyper::body::Incoming>,
+            &Target,
+            Option<Translation>,
+        )> = None;
+        let fallbacks = route
+            .fallbacks
+            .iter()
+            .filter_map(|name| self.router.resolve(name));
+        'routes: for model_route in std::iter::once(route).chain(fallbacks) {
+            if let Some(reason) = &model_route.unavailable {
+                failures.skipped(&model_route.name, reason);
+                continue;
+            }
+            let order = model_route.attempt_order();
+            let remaining_targets = order.len();
+            for (position, &index) in order.iter().enumerate() {
+                let target = &model_route.targets[index];
+                let is_last_target =
+                    position + 1 == remaining_targets && model_route.fallbacks.is_empty();
+                let mut attempt = 0u32;
+                loop {
+                    if Instant::now() >= deadline {
+                        failures.budget_spent(policy.retry_budget);
+                        break 'routes;
                     }
-                    ctx.provider = Some(provider.name.clone());
-                    ctx.upstream_model = Some(target.model.clone());
-                    return self.respond(ctx, response, provider.idle_timeout);
+                    if let crate::routing::breaker::Admission::Refused { retry_in } =
+                        target.state.breaker.admit()
+                    {
+                        failures.out_of_rotation(target, retry_in);
+                        break;
+                    }
+                    let Some(lease) = target.state.try_lease() else {
+                        failures.busy(target);
+                        break;
+                    };
+                    let (request, translation) = match self
+                        .upstream_request(&ctx, &payload, requested, target, content_type)
+                        .await
+                    {
+                        Ok(built) => built,
+                        Err(e) => return self.reject(ctx, e),
+                    };
+                    let attempt_started = Instant::now();
+                    let first_byte = target
+                        .timeouts
+                        .total
+                        .map_or(target.timeouts.first_byte, |t| {
+                            t.min(target.timeouts.first_byte)
+                        });
+                    let sent =
+                        tokio::time::timeout(first_byte, target.provider.send(request)).await;
+                    let failure = match sent {
+                        Ok(Ok(response)) if !retry::is_retryable(response.status()) => {
+                            target.state.record_latency(attempt_started.elapsed());
+                            target.state.breaker.record_success();
+                            ctx.provider = Some(target.provider.name.clone());
+                            ctx.upstream_model = Some(target.model.clone());
+                            return self
+                                .respond(
+                                    ctx,
+                                    response,
+                                    target,
+                                    Some(lease),
+                                    translation,
+                                    attempt_started,
+                                )
+                                .await;
+                        }
+                        Ok(Ok(response)) => {
+                            let failure = retry::Failure::status(&response);
+                            last_answer = Some((response, target, translation));
+                            failure
+                        }
+                        Ok(Err(e)) => {
+                            last_answer = None;
+                            retry::Failure::connect(&e)
+                        }
+                        Err(_) => {
+                            last_answer = None;
+                            retry::Failure::timeout(first_byte)
+                        }
+                    };
+                    drop(lease);
+                    target
+                        .state
+                        .breaker
+                        .record_failure(&failure.reason, failure.retry_after);
+                    attempt += 1;
+                    let wait =
+                        retry::next_wait(policy, attempt, &failure, is_last_target, deadline);
+                    tracing::warn!(
+                        request_id = ?ctx.request_id, target_name = %target.state.label,
+                        attempt, error = %failure.reason, retry_in_ms = wait.map(|w| w.as_millis() as u64),
+                        "upstream attempt failed"
+                    );
+                    failures.failed(target, failure);
+                    match wait {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => break,
+                    }
                 }
-                Ok(Err(e)) => GatewayError::bad_gateway(format!(
-                    "Could not reach provider {}: {}",
-                    provider.name,
-                    error_chain(&e)
-                )),
-                Err(_) => GatewayError::gateway_timeout(format!(
-                    "Provider {} did not answer within {} ms.",
-                    provider.name,
-                    provider.timeout.as_millis()
-                )),
-            };
-            tracing::warn!(
-                request_id = ?ctx.request_id, provider = %provider.name, error = %error.message,
-                fallback = has_next, "upstream attempt failed"
-            );
-            last_error = Some(error);
+            }
         }
-        let error = last_error
-            .unwrap_or_else(|| GatewayError::internal("The model has no targets configured."));
+        if let Some((response, target, translation)) = last_answer {
+            ctx.provider = Some(target.provider.name.clone());
+            ctx.upstream_model = Some(target.model.clone());
+            return self
+                .respond(ctx, response, target, None, translation, Instant::now())
+                .await;
+        }
+        let error = failures.into_error(&route.name);
         self.reject(ctx, error)
     }
 
-    fn respond(
+    async fn respond(
         &self,
         ctx: RequestCtx,
         response: Response<hyper::body::Incoming>,
-        idle_timeout: std::time::Duration,
+        target: &Target,
+        lease: Option<Lease>,
+        translation: Option<Translation>,
+        attempt_started: Instant,
     ) -> ApiResponse {
-        let (mut parts, incoming) = response.into_parts();
-        let sse = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        for name in NOT_FORWARDED {
-            parts.headers.remove(name);
-        }
+        let timeouts = target.timeouts;
+        let (mut parts, incoming, translator) = match translation {
+            None => {
+                let (parts, incoming) = response.into_parts();
+                (parts, incoming, None)
+            }
+            Some(translation) => match translation.rewrite(response, timeouts.idle).await {
+                (parts, Some(incoming), Rewritten::Stream(stream)) => {
+                    (parts, incoming, Some(stream))
+                }
+                (mut parts, _, Rewritten::Whole(status, body)) => {
+                    let completion = Completion {
+                        status,
+                        outcome: Outcome::Complete,
+                        time_to_first_byte: Some(ctx.started.elapsed()),
+                        duration: ctx.started.elapsed(),
+                        response_bytes: body.len() as u64,
+                    };
+                    self.plugins.on_complete(&ctx, &completion);
+                    strip_hop_headers(&mut parts.headers);
+                    return translated::whole_response(parts, status, body);
+                }
+                (parts, None, Rewritten::Stream(_)) => {
+                    let error = GatewayError::internal("A translated stream lost its body.");
+                    let _ = parts;
+                    return self.reject(ctx, error);
+                }
+            },
+        };
+        let sse = translator.is_some()
+            || parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+        strip_hop_headers(&mut parts.headers);
         if sse {
             // A closing error event may be appended to a stream that breaks.
             parts.headers.remove(header::CONTENT_LENGTH);
         }
-        let guard = CompletionGuard::new(ctx, self.plugins.clone(), parts.status);
-        let body = ProxyBody::new(incoming, sse, idle_timeout, guard);
+        if translator.is_some() {
+            parts.headers.remove(header::CONTENT_ENCODING);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        }
+        let guard = CompletionGuard::new(ctx, self.plugins.clone(), parts.status, lease);
+        let body = ProxyBody::new(incoming, sse, timeouts, attempt_started, guard, translator);
         Response::from_parts(parts, Body::new(body))
     }
 
@@ -315,8 +473,14 @@ impl Proxy {
     }
 }
 
+fn strip_hop_headers(headers: &mut HeaderMap) {
+    for name in NOT_FORWARDED {
+        headers.remove(name);
+    }
+}
+
 /// "client error (Connect): tcp connect error: Connection refused" rather than the outer layer only.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

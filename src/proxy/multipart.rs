@@ -141,11 +141,11 @@ mod tests {
 
         let no_file = form(&[("model", None, b"whisper-1")]);
         let err = inspect(no_file, "XyZ".into()).await.unwrap_err();
-        assert_eq!(err.param, Some("file"));
+        assert_eq!(err.param.as_deref(), Some("file"));
 
         let no_model = form(&[("file", Some("a.mp3"), b"x")]);
         let err = inspect(no_model, "XyZ".into()).await.unwrap_err();
-        assert_eq!(err.param, Some("model"));
+        assert_eq!(err.param.as_deref(), Some("model"));
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
-//! The response body handed to the client: the upstream body, frame by frame, untouched.
+//! The response body handed to the client: the upstream body, frame by frame, untouched (or,
+//! for a provider with another stream format, translated event by event as frames arrive).
 //!
-//! It watches the stream without changing it (the shape of linkerd's body-eos and tower-http's
-//! in-flight counter: state held by the body until it is dropped):
-//! - an idle timeout between chunks, so a stalled upstream cannot hold a client forever;
+//! It watches the stream (the shape of linkerd's body-eos and tower-http's in-flight counter:
+//! state held by the body until it is dropped):
+//! - an idle timeout between chunks and an optional total time, so a stalled upstream cannot
+//!   hold a client forever;
 //! - on an upstream failure mid-stream, an SSE stream ends with one OpenAI error event rather than
 //!   a hang or a bare reset;
 //! - exactly one `on_complete` for the plugins, at the end, on failure, or when the client goes
@@ -22,6 +24,8 @@ use tokio::time::Sleep;
 
 use crate::error::GatewayError;
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx};
+use crate::routing::{Lease, Timeouts};
+use crate::translate::TranslatedStream;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,10 +38,18 @@ pub struct CompletionGuard {
     outcome: Outcome,
     first_byte: Option<Instant>,
     bytes: u64,
+    /// The target's concurrency slot, released when the response ends; a failure mid-stream
+    /// also counts against the target's health.
+    lease: Option<Lease>,
 }
 
 impl CompletionGuard {
-    pub fn new(ctx: RequestCtx, plugins: Arc<PluginChain>, status: StatusCode) -> Self {
+    pub fn new(
+        ctx: RequestCtx,
+        plugins: Arc<PluginChain>,
+        status: StatusCode,
+        lease: Option<Lease>,
+    ) -> Self {
         Self {
             ctx: Some(ctx),
             plugins,
@@ -45,6 +57,7 @@ impl CompletionGuard {
             outcome: Outcome::ClientDisconnected,
             first_byte: None,
             bytes: 0,
+            lease,
         }
     }
 
@@ -55,6 +68,9 @@ impl CompletionGuard {
 
 impl Drop for CompletionGuard {
     fn drop(&mut self) {
+        if let (Some(lease), Outcome::UpstreamFailed(why)) = (&self.lease, &self.outcome) {
+            lease.state().breaker.record_failure(why, None);
+        }
         let Some(ctx) = self.ctx.take() else { return };
         let completion = Completion {
             status: self.status,
@@ -72,7 +88,10 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Incoming,
         idle_timeout: Duration,
+        // One timer for both limits: it fires at the idle deadline or the total one, if sooner.
         idle: Pin<Box<Sleep>>,
+        total_deadline: Option<tokio::time::Instant>,
+        translator: Option<TranslatedStream>,
         sse: bool,
         // Whether the bytes sent so far end on an SSE event boundary.
         at_event_boundary: bool,
@@ -82,23 +101,48 @@ pin_project_lite::pin_project! {
 }
 
 impl ProxyBody {
-    pub fn new(inner: Incoming, sse: bool, idle_timeout: Duration, guard: CompletionGuard) -> Self {
-        // An empty body is never polled: it is complete as it stands.
-        let done = inner.is_end_stream();
+    /// `started` is when the attempt began: the total limit counts from there.
+    pub fn new(
+        inner: Incoming,
+        sse: bool,
+        timeouts: Timeouts,
+        started: Instant,
+        guard: CompletionGuard,
+        translator: Option<TranslatedStream>,
+    ) -> Self {
+        // An empty passthrough body is never polled: it is complete as it stands. A translated
+        // one still has its closing events to write.
+        let done = inner.is_end_stream() && translator.is_none();
         let guard = if done {
             guard.finish(Outcome::Complete);
             None
         } else {
             Some(guard)
         };
-        Self {
+        let total_deadline = timeouts
+            .total
+            .map(|total| tokio::time::Instant::from_std(started) + total);
+        let mut body = Self {
             inner,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout: timeouts.idle,
+            idle: Box::pin(tokio::time::sleep(timeouts.idle)),
+            total_deadline,
+            translator,
             sse,
             at_event_boundary: true,
             done,
             guard,
+        };
+        let first = body.next_deadline();
+        body.idle.as_mut().reset(first);
+        body
+    }
+
+    fn next_deadline(&self) -> tokio::time::Instant {
+        let idle = tokio::time::Instant::now() + self.idle_timeout;
+        match self.total_deadline {
+            Some(total) if total < idle => total,
+            _ => idle,
         }
     }
 }
@@ -136,53 +180,82 @@ impl Body for ProxyBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let mut this = self.as_mut().project();
-        match this.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + *this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
-                if let Some(data) = frame.data_ref() {
-                    if *this.sse && !data.is_empty() {
-                        *this.at_event_boundary = data.ends_with(b"\n\n");
-                    }
-                    if let Some(guard) = this.guard.as_mut() {
-                        guard.first_byte.get_or_insert_with(Instant::now);
-                        guard.bytes += data.len() as u64;
-                    }
-                }
-                // A body of known length may not be polled again after its last byte.
-                if this.inner.is_end_stream() {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let mut this = self.as_mut().project();
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => {
+                    // The upstream finished: a translated stream writes its closing events.
+                    let tail = match this.translator.as_mut().map(TranslatedStream::end) {
+                        Some(Err(e)) => return self.fail(e),
+                        Some(Ok(tail)) => tail,
+                        None => Bytes::new(),
+                    };
                     *this.done = true;
                     if let Some(guard) = this.guard.take() {
                         guard.finish(Outcome::Complete);
                     }
+                    return if tail.is_empty() {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Ok(Frame::data(tail))))
+                    };
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "upstream body failed mid-response");
+                    return self.fail(GatewayError::bad_gateway(format!(
+                        "The upstream connection failed mid-response: {e}"
+                    )));
+                }
+                Poll::Pending => {
+                    ready!(this.idle.as_mut().poll(cx));
+                    let now = tokio::time::Instant::now();
+                    if this.total_deadline.is_some_and(|total| now >= total) {
+                        tracing::warn!("upstream response exceeded its total time limit");
+                        return self.fail(GatewayError::gateway_timeout(
+                            "The upstream response exceeded its total time limit.",
+                        ));
+                    }
+                    let after = this.idle_timeout.as_millis();
+                    tracing::warn!(idle_ms = after as u64, "upstream stalled mid-response");
+                    return self.fail(GatewayError::gateway_timeout(format!(
+                        "The upstream sent nothing for {after} ms mid-response."
+                    )));
+                }
+            };
+            let deadline = self.next_deadline();
+            let this = self.as_mut().project();
+            this.idle.as_mut().reset(deadline);
+            let frame = match (this.translator.as_mut(), frame.into_data()) {
+                (Some(translator), Ok(data)) => match translator.push(&data) {
+                    // Bytes that complete no event: nothing to send yet.
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => Frame::data(out),
+                    Err(e) => return self.fail(e),
+                },
+                (_, Ok(data)) => Frame::data(data),
+                (_, Err(frame)) => frame,
+            };
+            if let Some(data) = frame.data_ref() {
+                if *this.sse && !data.is_empty() {
+                    *this.at_event_boundary = data.ends_with(b"\n\n");
+                }
+                if let Some(guard) = this.guard.as_mut() {
+                    guard.first_byte.get_or_insert_with(Instant::now);
+                    guard.bytes += data.len() as u64;
+                }
             }
-            Poll::Ready(None) => {
+            // A body of known length may not be polled again after its last byte.
+            if this.translator.is_none() && this.inner.is_end_stream() {
                 *this.done = true;
                 if let Some(guard) = this.guard.take() {
                     guard.finish(Outcome::Complete);
                 }
-                Poll::Ready(None)
             }
-            Poll::Ready(Some(Err(e))) => {
-                tracing::warn!(error = %e, "upstream body failed mid-response");
-                self.fail(GatewayError::bad_gateway(format!(
-                    "The upstream connection failed mid-response: {e}"
-                )))
-            }
-            Poll::Pending => {
-                ready!(this.idle.as_mut().poll(cx));
-                let after = this.idle_timeout.as_millis();
-                tracing::warn!(idle_ms = after as u64, "upstream stalled mid-response");
-                self.fail(GatewayError::gateway_timeout(format!(
-                    "The upstream sent nothing for {after} ms mid-response."
-                )))
-            }
+            return Poll::Ready(Some(Ok(frame)));
         }
     }
 
@@ -191,7 +264,9 @@ impl Body for ProxyBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.sse {
+        if self.translator.is_some() {
+            SizeHint::new()
+        } else if self.sse {
             // An error event may be appended: never promise an exact length.
             let mut hint = SizeHint::new();
             hint.set_lower(self.inner.size_hint().lower());

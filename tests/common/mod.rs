@@ -36,6 +36,10 @@ data_dir = "target/test-data"
 [auth]
 master_keys = ["{KEY}"]
 
+[routing]
+retry_backoff_ms = 5
+retry_max_backoff_ms = 20
+
 [[providers]]
 name = "mock"
 base_url = "{mock_url}"
@@ -102,10 +106,12 @@ targets = [{{ provider = "failing" }}]
 
 [[models]]
 name = "fallback-down"
+strategy = "priority"
 targets = [{{ provider = "down" }}, {{ provider = "mock", model = "mock-gpt" }}]
 
 [[models]]
 name = "fallback-failing"
+strategy = "priority"
 targets = [{{ provider = "failing" }}, {{ provider = "mock", model = "mock-gpt" }}]
 {extra}
 "#
@@ -118,7 +124,9 @@ pub async fn start() -> Harness {
 
 pub async fn start_with(extra: &str) -> Harness {
     let mock = MockServer::start().await.expect("mock starts");
-    let text = config_text(&mock.base_url(), extra).await;
+    // Extra tables may point more providers at the mock under other paths.
+    let extra = extra.replace("{MOCK_ADDR}", &mock.addr.to_string());
+    let text = config_text(&mock.base_url(), &extra).await;
     let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
     let gateway = gateway::spawn(config).await.expect("gateway starts");
     let client = reqwest::Client::builder()
@@ -210,4 +218,26 @@ pub fn streamed_chat(model: &str, mock: serde_json::Value) -> serde_json::Value 
     body["stream"] = serde_json::Value::Bool(true);
     body["mock"] = mock;
     body
+}
+
+/// The events of an SSE body: each `data:` payload as JSON, `[DONE]` as the string "[DONE]".
+pub fn sse_events(text: &str) -> Vec<serde_json::Value> {
+    text.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(|data| {
+            if data == "[DONE]" {
+                serde_json::Value::String(data.into())
+            } else {
+                serde_json::from_str(data).unwrap_or_else(|e| panic!("bad event {data}: {e}"))
+            }
+        })
+        .collect()
+}
+
+/// The text content of a stream of chat chunks, concatenated.
+pub fn streamed_text(events: &[serde_json::Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect()
 }

@@ -1,0 +1,63 @@
+//! Translation between OpenAI's chat completions (what clients speak) and providers that speak
+//! something else (Anthropic's Messages API, Google's Gemini API).
+//!
+//! Only translated targets pay for any of this: OpenAI-compatible upstreams get the client's
+//! bytes untouched and their answers pass through unparsed. A translated request is read once
+//! into [`openai::ChatRequest`]; the answer is rewritten whole (JSON) or event by event (SSE),
+//! each upstream event turned into OpenAI chunks as soon as it arrives.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+pub mod sse;
+
+use bytes::Bytes;
+
+use crate::error::GatewayError;
+use sse::{SseDecoder, SseEvent};
+
+/// Turns one provider's stream events into OpenAI `chat.completion.chunk` events.
+pub trait StreamTranslator: Send {
+    /// Handles one upstream event, appending OpenAI SSE bytes for the client to `out`. An error
+    /// (the upstream's own error event, or a malformed event) ends the stream.
+    fn event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), GatewayError>;
+
+    /// The upstream stream ended: close the OpenAI stream (final usage chunk, `[DONE]`), or say
+    /// why it is incomplete.
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), GatewayError>;
+}
+
+/// An upstream SSE body being translated: bytes in, OpenAI SSE bytes out.
+pub struct TranslatedStream {
+    decoder: SseDecoder,
+    translator: Box<dyn StreamTranslator>,
+}
+
+impl TranslatedStream {
+    pub fn new(translator: Box<dyn StreamTranslator>) -> Self {
+        Self {
+            decoder: SseDecoder::default(),
+            translator,
+        }
+    }
+
+    /// Translates the events these bytes complete; empty when they complete none.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Bytes, GatewayError> {
+        let mut out = Vec::new();
+        let translator = &mut self.translator;
+        self.decoder
+            .feed(bytes, |event| translator.event(event, &mut out))?;
+        Ok(Bytes::from(out))
+    }
+
+    pub fn end(&mut self) -> Result<Bytes, GatewayError> {
+        if self.decoder.has_partial_event() {
+            return Err(GatewayError::bad_gateway(
+                "The upstream stream ended in the middle of an event.",
+            ));
+        }
+        let mut out = Vec::new();
+        self.translator.end(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+}
