@@ -280,11 +280,18 @@ impl Proxy {
             &Target,
             Option<Translation>,
         )> = None;
-        let fallbacks = route
-            .fallbacks
-            .iter()
-            .filter_map(|name| self.router.resolve(name));
-        'routes: for model_route in std::iter::once(route).chain(fallbacks) {
+        // Fallback models are tried with their own targets; their own fallbacks are not
+        // followed, so a cycle in the config cannot loop.
+        let chain: Vec<&Arc<ModelRoute>> = std::iter::once(route)
+            .chain(
+                route
+                    .fallbacks
+                    .iter()
+                    .filter_map(|name| self.router.resolve(name)),
+            )
+            .collect();
+        'routes: for (route_position, model_route) in chain.iter().enumerate() {
+            let is_last_route = route_position + 1 == chain.len();
             if let Some(reason) = &model_route.unavailable {
                 failures.skipped(&model_route.name, reason);
                 continue;
@@ -293,24 +300,30 @@ impl Proxy {
             let remaining_targets = order.len();
             for (position, &index) in order.iter().enumerate() {
                 let target = &model_route.targets[index];
-                let is_last_target =
-                    position + 1 == remaining_targets && model_route.fallbacks.is_empty();
+                let is_last_target = is_last_route && position + 1 == remaining_targets;
                 let mut attempt = 0u32;
                 loop {
                     if Instant::now() >= deadline {
                         failures.budget_spent(policy.retry_budget);
                         break 'routes;
                     }
+                    // The slot first: a probe admitted by the breaker must really be sent.
+                    let Some(lease) = target.state.try_lease() else {
+                        if attempt == 0 {
+                            failures.busy(target);
+                        }
+                        break;
+                    };
                     if let crate::routing::breaker::Admission::Refused { retry_in } =
                         target.state.breaker.admit()
                     {
-                        failures.out_of_rotation(target, retry_in);
+                        // Refused on a retry: this request's own failures opened the breaker,
+                        // and their reason is the one worth reporting.
+                        if attempt == 0 {
+                            failures.out_of_rotation(target, retry_in);
+                        }
                         break;
                     }
-                    let Some(lease) = target.state.try_lease() else {
-                        failures.busy(target);
-                        break;
-                    };
                     let (request, translation) = match self
                         .upstream_request(&ctx, &payload, requested, target, content_type)
                         .await

@@ -5,6 +5,7 @@
 //! probe; success closes it, failure opens it again. No synthetic health checks are sent, so an
 //! idle gateway costs providers nothing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ pub struct Breaker {
     label: String,
     threshold: u32,
     cooldown: Duration,
+    /// True while no failure is on record: the common case answers without taking the lock.
+    healthy: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -57,6 +60,7 @@ impl Breaker {
             label,
             threshold: threshold.max(1),
             cooldown,
+            healthy: AtomicBool::new(true),
             state: Mutex::new(State::default()),
         }
     }
@@ -69,6 +73,9 @@ impl Breaker {
     }
 
     pub fn admit(&self) -> Admission {
+        if self.healthy.load(Ordering::Acquire) {
+            return Admission::Allowed;
+        }
         let mut state = self.lock();
         let Some(until) = state.open_until else {
             return Admission::Allowed;
@@ -92,29 +99,34 @@ impl Breaker {
     }
 
     pub fn record_success(&self) {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.lock();
         if state.open_until.is_some() {
             tracing::info!(target_name = %self.label, "target is healthy again; back in rotation");
         }
-        if state.consecutive_failures != 0 || state.open_until.is_some() {
-            *state = State::default();
-        }
+        *state = State::default();
+        self.healthy.store(true, Ordering::Release);
     }
 
     /// Counts a failure. `retry_after` (an upstream's Retry-After) takes the target out at once
     /// for that long: sending it more work before then only collects more refusals.
     pub fn record_failure(&self, why: &str, retry_after: Option<Duration>) {
         let mut state = self.lock();
+        self.healthy.store(false, Ordering::Release);
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         state.last_error = Some(why.to_string());
-        let probing = state.open_until.is_some();
-        if !(probing || retry_after.is_some() || state.consecutive_failures >= self.threshold) {
+        let failed_probe = state.probing_since.is_some();
+        if !(failed_probe || retry_after.is_some() || state.consecutive_failures >= self.threshold)
+        {
             return;
         }
         let cooldown = retry_after.map_or(self.cooldown, |d| d.min(MAX_RETRY_AFTER));
         let until = Instant::now() + cooldown;
-        // Never shorten a longer cool-down already in force.
-        if state.open_until.is_none_or(|current| current < until) || probing {
+        // Never shorten a longer cool-down already in force (a stream started before the
+        // breaker opened may fail later).
+        if state.open_until.is_none_or(|current| current < until) {
             state.open_until = Some(until);
         }
         state.probing_since = None;
