@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the per-request work on /v1: reading what routing needs from
-//! the body, renaming the model, resolving the route, checking the key, the request id.
+//! the body, renaming the model, resolving the route, checking the key, the request id, and,
+//! for Anthropic/Gemini targets only, translating the request and each stream event.
 //!
 //! cargo bench --bench hot_path
 
@@ -13,6 +14,8 @@ use gateway::plugins::Route;
 use gateway::proxy::json_probe;
 use gateway::request_id::RequestIds;
 use gateway::routing::Router;
+use gateway::translate::openai::ChatRequest;
+use gateway::translate::{anthropic, gemini, TranslatedStream};
 
 fn chat_body(messages: usize) -> Bytes {
     let message = r#"{"role":"user","content":"Summarise the meeting notes below in three bullet points, keeping names and dates exactly as written."}"#;
@@ -33,6 +36,8 @@ fn config() -> Config {
         ));
     }
     text.push_str("[[models]]\nname = \"gpt-4o-mini\"\ntargets = [{ provider = \"p\", model = \"gpt-4o-mini-2024-07-18\" }]\n");
+    text.push_str("[[providers]]\nname = \"q\"\nbase_url = \"http://127.0.0.1:9/v1\"\n");
+    text.push_str("[[models]]\nname = \"two\"\ntargets = [{ provider = \"p\", weight = 3 }, { provider = \"q\" }]\n");
     Config::parse(&text, "bench", &|_| None).expect("bench config")
 }
 
@@ -66,6 +71,18 @@ fn routing_and_auth(c: &mut Criterion) {
         b.iter(|| router.resolve(black_box("gpt-4o-mini")).is_some())
     });
 
+    let two = router.resolve("two").expect("two deployments").clone();
+    c.bench_function("routing/weighted_order_and_admit", |b| {
+        b.iter(|| {
+            let order = two.attempt_order();
+            let first = &two.targets[order[0]];
+            let lease = first.state.try_lease();
+            black_box(first.state.breaker.admit());
+            first.state.breaker.record_success();
+            lease.is_some()
+        })
+    });
+
     let auth = MasterKeyAuth::new(vec![
         Secret::new("bench-master-key-0001"),
         Secret::new("bench-master-key-0002"),
@@ -85,5 +102,44 @@ fn routing_and_auth(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, body_handling, routing_and_auth);
+fn translation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("translate");
+    for messages in [1, 20] {
+        let body = chat_body(messages);
+        group.bench_function(format!("anthropic_request/{}B", body.len()), |b| {
+            b.iter(|| {
+                let chat = ChatRequest::parse(black_box(&body)).expect("chat");
+                anthropic::request_body(&chat, "claude-sonnet-4-5", 4096).expect("body")
+            })
+        });
+        group.bench_function(format!("gemini_request/{}B", body.len()), |b| {
+            b.iter(|| {
+                let chat = ChatRequest::parse(black_box(&body)).expect("chat");
+                gemini::request_body(&chat).expect("body")
+            })
+        });
+    }
+    let chat = ChatRequest::parse(&chat_body(1)).expect("chat");
+    let mut stream = TranslatedStream::new(anthropic::stream_translator(&chat, "claude"));
+    let start = br#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":9,"output_tokens":1}}}
+
+"#;
+    stream.push(start).expect("start");
+    let delta = br#"event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the quick brown fox"}}
+
+"#;
+    group.bench_function("anthropic_text_event", |b| {
+        b.iter(|| stream.push(black_box(delta)).expect("event"))
+    });
+    let mut stream = TranslatedStream::new(gemini::stream_translator(&chat, "gemini"));
+    let event = b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" the quick brown fox\"}],\"role\": \"model\"},\"index\": 0}],\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n";
+    group.bench_function("gemini_text_event", |b| {
+        b.iter(|| stream.push(black_box(event)).expect("event"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, body_handling, routing_and_auth, translation);
 criterion_main!(benches);
