@@ -9,7 +9,7 @@ use std::process::Command;
 use common::*;
 
 async fn run_script(program: &str, script: &str, env: Option<(&str, String)>) {
-    let h = start().await;
+    let h = start_with(TRANSLATED_PROVIDERS).await;
     let base_url = format!("{}/v1", h.gateway.url());
     let mut command = tokio::process::Command::new(program);
     command.arg(script).arg(&base_url).arg(KEY);

@@ -118,6 +118,82 @@ targets = [{{ provider = "failing" }}, {{ provider = "mock", model = "mock-gpt" 
     )
 }
 
+/// Anthropic and Gemini providers served by the mock's recorded answers, and one model per
+/// recorded answer (the upstream model name picks it).
+pub const TRANSLATED_PROVIDERS: &str = r#"
+[[providers]]
+name = "claude"
+kind = "anthropic"
+base_url = "http://{MOCK_ADDR}/v1"
+api_key = "anthropic-secret"
+
+[[providers]]
+name = "claude-stalling"
+kind = "anthropic"
+base_url = "http://{MOCK_ADDR}/v1"
+api_key = "anthropic-secret"
+idle_timeout_ms = 300
+headers = { x-mock-stall-after = "4" }
+
+[[providers]]
+name = "google"
+kind = "gemini"
+base_url = "http://{MOCK_ADDR}/v1beta"
+api_key = "google-secret"
+
+[[models]]
+name = "claude-text"
+targets = [{ provider = "claude", model = "text" }]
+
+[[models]]
+name = "claude-tools"
+targets = [{ provider = "claude", model = "tool_use" }]
+
+[[models]]
+name = "claude-long"
+targets = [{ provider = "claude", model = "max_tokens" }]
+
+[[models]]
+name = "claude-broken"
+targets = [{ provider = "claude", model = "error_mid_stream" }]
+
+[[models]]
+name = "claude-overloaded"
+targets = [{ provider = "claude", model = "overloaded" }]
+
+[[models]]
+name = "claude-invalid"
+targets = [{ provider = "claude", model = "invalid_request" }]
+
+[[models]]
+name = "claude-stalling"
+targets = [{ provider = "claude-stalling", model = "text" }]
+
+[[models]]
+name = "gemini-text"
+targets = [{ provider = "google", model = "text" }]
+
+[[models]]
+name = "gemini-tools"
+targets = [{ provider = "google", model = "function_call" }]
+
+[[models]]
+name = "gemini-thinking"
+targets = [{ provider = "google", model = "thinking" }]
+
+[[models]]
+name = "gemini-safety"
+targets = [{ provider = "google", model = "safety" }]
+
+[[models]]
+name = "gemini-broken"
+targets = [{ provider = "google", model = "error_mid_stream" }]
+
+[[models]]
+name = "gemini-invalid"
+targets = [{ provider = "google", model = "invalid_argument" }]
+"#;
+
 pub async fn start() -> Harness {
     start_with("").await
 }

@@ -2,6 +2,7 @@
 
 usage: python3 openai_python.py BASE_URL KEY
 """
+import json
 import sys
 
 import openai
@@ -71,5 +72,36 @@ try:
     raise SystemExit("a reset mid-stream went unnoticed")
 except openai.APIError as e:
     assert "upstream" in str(e), e
+
+# Claude and Gemini by translation: the same SDK calls, the same answer types.
+reply = client.chat.completions.create(model="claude-text", messages=messages)
+assert reply.choices[0].message.content.startswith("Paris is the capital"), reply
+assert reply.usage.prompt_tokens_details.cached_tokens == 1024, reply.usage
+calls = {}
+for chunk in client.chat.completions.create(model="claude-tools", messages=messages, tools=tools, stream=True):
+    for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+        calls[call.index] = calls.get(call.index, "") + (call.function.arguments or "")
+assert json.loads(calls[0]) == {"city": "Paris"} and json.loads(calls[1]) == {"city": "Oslo"}, calls
+text = ""
+usage = None
+for chunk in client.chat.completions.create(
+    model="gemini-thinking", messages=messages, stream=True, stream_options={"include_usage": True}
+):
+    if chunk.choices:
+        text += chunk.choices[0].delta.content or ""
+    if chunk.usage:
+        usage = chunk.usage
+assert text, "no text from the translated Gemini stream"
+assert usage.completion_tokens_details.reasoning_tokens > 0, usage
+try:
+    client.chat.completions.create(model="claude-invalid", messages=messages)
+    raise SystemExit("a provider 400 was hidden")
+except openai.BadRequestError as e:
+    assert "max_tokens" in str(e), e
+try:
+    client.chat.completions.create(model="claude-text", messages=messages, logprobs=True)
+    raise SystemExit("an untranslatable parameter was accepted")
+except openai.BadRequestError as e:
+    assert e.param == "logprobs", e
 
 print("python sdk: ok")
