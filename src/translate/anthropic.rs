@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openai::{
-    self, completion_id, parse_data_url, plain_text, unsupported, upstream_error, ChatRequest,
-    ChunkWriter, Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
-    ToolChoice, Usage,
+    self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
+    Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut, ToolChoice,
+    Usage, UserPart,
 };
 use super::sse::SseEvent;
 use super::StreamTranslator;
@@ -183,58 +183,27 @@ fn messages(input: &[Message]) -> Result<(String, Vec<Value>), GatewayError> {
 }
 
 fn user_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Value>, GatewayError> {
-    let parts = match content {
-        None => return Ok(Vec::new()),
-        Some(Content::Text(text)) => return Ok(vec![json!({"type": "text", "text": text})]),
-        Some(Content::Parts(parts)) => parts,
-    };
-    let mut blocks = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let at = || format!("messages[{i}].content[{j}]");
-        match (part.kind.as_str(), &part.text, &part.image_url) {
-            ("text", Some(text), _) => blocks.push(json!({"type": "text", "text": text})),
-            ("image_url", _, Some(image)) => {
-                let url = image.url();
-                let block = match parse_data_url(url) {
-                    Some(data) if data.media_type == "application/pdf" => json!({
-                        "type": "document",
-                        "source": {"type": "base64", "media_type": data.media_type, "data": data.data}
-                    }),
-                    Some(data) => json!({
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": data.media_type, "data": data.data}
-                    }),
-                    None if url.starts_with("https://") || url.starts_with("http://") => {
-                        json!({"type": "image", "source": {"type": "url", "url": url}})
-                    }
-                    None => {
-                        return Err(GatewayError::bad_request(format!(
-                            "{}: an image URL must be http(s) or a base64 data URL.",
-                            at()
-                        ))
-                        .with_param(at()))
-                    }
+    let blocks = openai::user_parts(content, i, KIND)?
+        .into_iter()
+        .map(|part| match part {
+            UserPart::Text(text) => json!({"type": "text", "text": text}),
+            UserPart::Inline(data) => {
+                // PDFs are documents to Anthropic; everything else an image.
+                let kind = if data.media_type == "application/pdf" {
+                    "document"
+                } else {
+                    "image"
                 };
-                blocks.push(block);
+                json!({
+                    "type": kind,
+                    "source": {"type": "base64", "media_type": data.media_type, "data": data.data}
+                })
             }
-            ("text", None, _) | ("image_url", _, None) => {
-                return Err(GatewayError::bad_request(format!(
-                    "{}: a `{}` part needs its `{}` field.",
-                    at(),
-                    part.kind,
-                    part.kind
-                ))
-                .with_param(at()))
+            UserPart::Linked(url) => {
+                json!({"type": "image", "source": {"type": "url", "url": url}})
             }
-            (other, _, _) => {
-                return Err(unsupported(
-                    KIND,
-                    &at(),
-                    &format!("content parts of type `{other}` cannot be translated"),
-                ))
-            }
-        }
-    }
+        })
+        .collect();
     Ok(blocks)
 }
 

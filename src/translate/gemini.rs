@@ -17,9 +17,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::openai::{
-    self, completion_id, parse_data_url, plain_text, unsupported, upstream_error, ChatRequest,
-    ChunkWriter, Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
-    ToolChoice, Usage,
+    self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
+    Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut, ToolChoice,
+    Usage, UserPart,
 };
 use super::sse::SseEvent;
 use super::StreamTranslator;
@@ -143,54 +143,16 @@ fn contents(input: &[Message]) -> Result<(String, Vec<Value>), GatewayError> {
 }
 
 fn user_parts(content: Option<&Content>, i: usize) -> Result<Vec<Value>, GatewayError> {
-    let parts = match content {
-        None => return Ok(Vec::new()),
-        Some(Content::Text(text)) => return Ok(text_part(text).into_iter().collect()),
-        Some(Content::Parts(parts)) => parts,
-    };
-    let mut out = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let at = || format!("messages[{i}].content[{j}]");
-        match (part.kind.as_str(), &part.text, &part.image_url) {
-            ("text", Some(text), _) => out.extend(text_part(text)),
-            ("image_url", _, Some(image)) => {
-                let url = image.url();
-                let part = match parse_data_url(url) {
-                    Some(data) => json!({
-                        "inlineData": { "mimeType": data.media_type, "data": data.data }
-                    }),
-                    None if url.starts_with("https://") || url.starts_with("http://") => json!({
-                        "fileData": {
-                            "mimeType": openai::media_type_from_url(url),
-                            "fileUri": url
-                        }
-                    }),
-                    None => {
-                        return Err(GatewayError::bad_request(format!(
-                            "{}: an image URL must be http(s) or a base64 data URL.",
-                            at()
-                        ))
-                        .with_param(at()))
-                    }
-                };
-                out.push(part);
-            }
-            ("text", None, _) | ("image_url", _, None) => {
-                return Err(GatewayError::bad_request(format!(
-                    "{}: a `{}` part needs its `{}` field.",
-                    at(),
-                    part.kind,
-                    part.kind
-                ))
-                .with_param(at()))
-            }
-            (other, _, _) => {
-                return Err(unsupported(
-                    KIND,
-                    &at(),
-                    &format!("content parts of type `{other}` cannot be translated"),
-                ))
-            }
+    let mut out = Vec::new();
+    for part in openai::user_parts(content, i, KIND)? {
+        match part {
+            UserPart::Text(text) => out.extend(text_part(text)),
+            UserPart::Inline(data) => out.push(json!({
+                "inlineData": { "mimeType": data.media_type, "data": data.data }
+            })),
+            UserPart::Linked(url) => out.push(json!({
+                "fileData": { "mimeType": openai::media_type_from_url(url), "fileUri": url }
+            })),
         }
     }
     Ok(out)

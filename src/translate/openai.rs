@@ -257,6 +257,69 @@ pub fn plain_text(content: Option<&Content>, kind: &str) -> Result<String, Gatew
     }
 }
 
+/// One part of a user message, classified; each translator writes it in its own format.
+pub enum UserPart<'a> {
+    Text(&'a str),
+    /// A base64 data URL.
+    Inline(DataUrl<'a>),
+    /// An http(s) URL the provider fetches itself.
+    Linked(&'a str),
+}
+
+/// The parts of user message `i`, or a 400 naming the part that cannot be translated.
+pub fn user_parts<'a>(
+    content: Option<&'a Content>,
+    i: usize,
+    kind: &str,
+) -> Result<Vec<UserPart<'a>>, GatewayError> {
+    let parts = match content {
+        None => return Ok(Vec::new()),
+        Some(Content::Text(text)) => return Ok(vec![UserPart::Text(text)]),
+        Some(Content::Parts(parts)) => parts,
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let at = || format!("messages[{i}].content[{j}]");
+        let classified = match (part.kind.as_str(), &part.text, &part.image_url) {
+            ("text", Some(text), _) => UserPart::Text(text),
+            ("image_url", _, Some(image)) => {
+                let url = image.url();
+                match parse_data_url(url) {
+                    Some(data) => UserPart::Inline(data),
+                    None if url.starts_with("https://") || url.starts_with("http://") => {
+                        UserPart::Linked(url)
+                    }
+                    None => {
+                        return Err(GatewayError::bad_request(format!(
+                            "{}: an image URL must be http(s) or a base64 data URL.",
+                            at()
+                        ))
+                        .with_param(at()))
+                    }
+                }
+            }
+            ("text", None, _) | ("image_url", _, None) => {
+                return Err(GatewayError::bad_request(format!(
+                    "{}: a `{}` part needs its `{}` field.",
+                    at(),
+                    part.kind,
+                    part.kind
+                ))
+                .with_param(at()))
+            }
+            (other, _, _) => {
+                return Err(unsupported(
+                    kind,
+                    &at(),
+                    &format!("content parts of type `{other}` cannot be translated"),
+                ))
+            }
+        };
+        out.push(classified);
+    }
+    Ok(out)
+}
+
 /// An image given as `data:<media type>;base64,<data>`.
 pub struct DataUrl<'a> {
     pub media_type: &'a str,
