@@ -766,3 +766,26 @@ async fn a_breaker_opening_mid_request_still_gives_504_when_every_attempt_timed_
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_target_that_cannot_take_the_request_gives_way_to_one_that_can() {
+    // `logprobs` has no Anthropic equivalent: the Anthropic deployment is skipped for this
+    // request and the OpenAI-compatible one answers, whatever the order.
+    let rig = rig(2, FAST, |u| {
+        provider("claude", &u[0], "kind = \"anthropic\"")
+            + &provider("openai", &u[1], "")
+            + &model(
+                "mixed",
+                "strategy = \"priority\"",
+                r#"{ provider = "claude", model = "text" }, { provider = "openai", model = "mock-gpt" }"#,
+            )
+    })
+    .await;
+    let mut body = chat("mixed");
+    body["logprobs"] = json!(true);
+    rig.ok(&body).await;
+    assert_eq!((rig.requests(0), rig.requests(1)), (0, 1));
+    // Without the parameter the first deployment answers.
+    rig.ok(&chat("mixed")).await;
+    assert_eq!(rig.requests(0), 1);
+}

@@ -20,6 +20,7 @@ use crate::config::ProviderKind;
 use crate::error::{ErrorSource, GatewayError};
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx, Route};
 use crate::providers::{UpstreamBody, X_REQUEST_ID};
+use crate::routing::breaker::Admission;
 use crate::routing::{Lease, ModelRoute, Router, Target};
 use crate::translate::openai::ChatRequest;
 use response_body::{CompletionGuard, ProxyBody};
@@ -274,6 +275,10 @@ impl Proxy {
         let policy = &self.router.routing;
         let deadline = ctx.started + policy.retry_budget;
         let mut failures = retry::Failures::default();
+        // A 400 from a target whose provider cannot take the request, kept in case no target
+        // can: then it is the answer.
+        let mut client_error: Option<GatewayError> = None;
+        let mut attempted = false;
         // The last attempt's own error answer, handed on if nothing succeeds.
         let mut last_answer: Option<(
             Response<hyper::body::Incoming>,
@@ -314,23 +319,32 @@ impl Proxy {
                         }
                         break;
                     };
-                    if let crate::routing::breaker::Admission::Refused { retry_in } =
-                        target.state.breaker.admit()
-                    {
-                        // Refused on a retry: this request's own failures opened the breaker,
-                        // and their reason is the one worth reporting.
-                        if attempt == 0 {
-                            failures.out_of_rotation(target, retry_in);
+                    let mut probe = match target.state.breaker.admit() {
+                        Admission::Allowed => None,
+                        Admission::Probe => Some(target.state.breaker.probe_guard()),
+                        Admission::Refused { retry_in } => {
+                            // Refused on a retry: this request's own failures opened the
+                            // breaker, and their reason is the one worth reporting.
+                            if attempt == 0 {
+                                failures.out_of_rotation(target, retry_in);
+                            }
+                            break;
                         }
-                        break;
-                    }
+                    };
                     let (request, translation) = match self
                         .upstream_request(&ctx, &payload, requested, target, content_type)
                         .await
                     {
                         Ok(built) => built,
+                        // This target's provider cannot take the request; another may.
+                        Err(e) if e.source == ErrorSource::Client => {
+                            failures.unusable(target, &e);
+                            client_error.get_or_insert(e);
+                            break;
+                        }
                         Err(e) => return self.reject(ctx, e),
                     };
+                    attempted = true;
                     let attempt_started = Instant::now();
                     let first_byte = target
                         .timeouts
@@ -344,6 +358,9 @@ impl Proxy {
                         Ok(Ok(response)) if !retry::is_retryable(response.status()) => {
                             target.state.record_latency(attempt_started.elapsed());
                             target.state.breaker.record_success();
+                            if let Some(probe) = probe.take() {
+                                probe.settle();
+                            }
                             ctx.provider = Some(target.provider.name.clone());
                             ctx.upstream_model = Some(target.model.clone());
                             return self
@@ -376,6 +393,9 @@ impl Proxy {
                         .state
                         .breaker
                         .record_failure(&failure.reason, failure.retry_after);
+                    if let Some(probe) = probe.take() {
+                        probe.settle();
+                    }
                     attempt += 1;
                     let wait =
                         retry::next_wait(policy, attempt, &failure, is_last_target, deadline);
@@ -398,6 +418,9 @@ impl Proxy {
             return self
                 .respond(ctx, response, target, None, translation, Instant::now())
                 .await;
+        }
+        if let (false, Some(error)) = (attempted, client_error) {
+            return self.reject(ctx, error);
         }
         let error = failures.into_error(&route.name);
         self.reject(ctx, error)

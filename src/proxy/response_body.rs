@@ -154,14 +154,23 @@ impl ProxyBody {
         self: Pin<&mut Self>,
         error: GatewayError,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.fail_after(Bytes::new(), error)
+    }
+
+    /// Like `fail`, sending `prefix` (chunks already translated) ahead of the error event.
+    fn fail_after(
+        self: Pin<&mut Self>,
+        prefix: Bytes,
+        error: GatewayError,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         *this.done = true;
         if let Some(guard) = this.guard.take() {
             guard.finish(Outcome::UpstreamFailed(error.message.clone()));
         }
         if *this.sse {
-            let mut event = Vec::new();
-            if !*this.at_event_boundary {
+            let mut event = prefix.to_vec();
+            if !*this.at_event_boundary && prefix.is_empty() {
                 event.extend_from_slice(b"\n\n");
             }
             event.extend_from_slice(&error.to_sse_event());
@@ -234,7 +243,10 @@ impl Body for ProxyBody {
                     // Bytes that complete no event: nothing to send yet.
                     Ok(out) if out.is_empty() => continue,
                     Ok(out) => Frame::data(out),
-                    Err(e) => return self.fail(e),
+                    Err(e) => {
+                        let prefix = translator.take_partial();
+                        return self.fail_after(prefix, e);
+                    }
                 },
                 (_, Ok(data)) => Frame::data(data),
                 (_, Err(frame)) => frame,

@@ -58,7 +58,11 @@ impl Failure {
     }
 }
 
-/// `retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds or as an HTTP date.
+/// An upstream's Retry-After longer than this is not believed (nor allowed to overflow).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// `retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds or as an HTTP date, capped at
+/// [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| {
         headers
@@ -67,14 +71,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .map(str::trim)
     };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+        let wait = Duration::try_from_secs_f64(ms / 1000.0).ok()?;
+        return Some(wait.min(MAX_RETRY_AFTER));
     }
     let value = text("retry-after")?;
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+    let wait = when.duration_since(SystemTime::now()).unwrap_or_default();
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// How long to wait before trying the same target again, or `None` to move on to the next
@@ -94,7 +100,10 @@ pub fn next_wait(
         return None;
     }
     let wait = backoff(policy, attempt).max(failure.retry_after.unwrap_or_default());
-    (Instant::now() + wait < deadline).then_some(wait)
+    Instant::now()
+        .checked_add(wait)
+        .is_some_and(|at| at < deadline)
+        .then_some(wait)
 }
 
 /// Exponential back-off with "equal jitter": half fixed, half random, so retries from many
@@ -131,6 +140,12 @@ impl Failures {
     pub fn failed(&mut self, target: &Target, failure: Failure) {
         let timeout = failure.kind == FailureKind::Timeout;
         self.note(&target.state.label, failure.reason, timeout);
+    }
+
+    /// The request cannot be written for this target (a parameter its provider lacks).
+    pub fn unusable(&mut self, target: &Target, error: &GatewayError) {
+        let reason = format!("cannot take this request ({})", error.message);
+        self.note(&target.state.label, reason, false);
     }
 
     pub fn out_of_rotation(&mut self, target: &Target, retry_in: Duration) {
@@ -213,6 +228,15 @@ mod tests {
         assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
+        // Absurd values are capped or ignored, never a panic.
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after-ms", "1e30".parse().unwrap());
+        assert_eq!(retry_after(&headers), None, "not representable: ignored");
+        headers.insert("retry-after-ms", "1e12".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "18446744073709551615".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

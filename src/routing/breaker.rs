@@ -43,6 +43,29 @@ pub enum Admission {
     },
 }
 
+/// Held while the one probe request is out. If it ends without a verdict (the client went
+/// away, or the request could not be built for this target), the next request may probe:
+/// otherwise the target would stay out of rotation for another whole cool-down.
+pub struct ProbeGuard<'a> {
+    breaker: &'a Breaker,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    /// The probe got its verdict (`record_success` or `record_failure` was called).
+    pub fn settle(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breaker.lock().probing_since = None;
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct BreakerSnapshot {
     /// closed, open or half_open
@@ -95,6 +118,14 @@ impl Breaker {
                 tracing::info!(target_name = %self.label, "probing a target that was out of rotation");
                 Admission::Probe
             }
+        }
+    }
+
+    /// The guard for a request admitted as [`Admission::Probe`].
+    pub fn probe_guard(&self) -> ProbeGuard<'_> {
+        ProbeGuard {
+            breaker: self,
+            armed: true,
         }
     }
 
@@ -170,6 +201,20 @@ mod tests {
         breaker.record_success();
         assert_eq!(breaker.admit(), Admission::Allowed);
         assert_eq!(breaker.snapshot().state, "closed");
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_the_next_request_probe() {
+        let breaker = Breaker::new("t".into(), 1, Duration::from_millis(0));
+        breaker.record_failure("boom", None);
+        assert_eq!(breaker.admit(), Admission::Probe);
+        drop(breaker.probe_guard());
+        assert_eq!(
+            breaker.admit(),
+            Admission::Probe,
+            "not stuck behind a lost probe"
+        );
+        breaker.probe_guard().settle();
     }
 
     #[test]

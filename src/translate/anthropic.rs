@@ -75,7 +75,7 @@ pub fn request_body(
         })?;
         if let Some(budget) = budget {
             // The thinking budget is spent out of max_tokens; keep the client's room for text.
-            max_tokens += budget;
+            max_tokens = max_tokens.saturating_add(budget);
             body.insert(
                 "thinking".into(),
                 json!({"type": "enabled", "budget_tokens": budget}),
@@ -324,9 +324,11 @@ impl AnthropicUsage {
 
     /// OpenAI counts cached and cache-writing input as prompt tokens too.
     fn to_openai(self) -> Usage {
-        let prompt = self.input_tokens.unwrap_or(0)
-            + self.cache_creation_input_tokens.unwrap_or(0)
-            + self.cache_read_input_tokens.unwrap_or(0);
+        let prompt = self
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(self.cache_creation_input_tokens.unwrap_or(0))
+            .saturating_add(self.cache_read_input_tokens.unwrap_or(0));
         Usage::new(
             prompt,
             self.output_tokens.unwrap_or(0),
@@ -481,12 +483,15 @@ enum StreamEvent<'a> {
         delta: MessageDelta<'a>,
         usage: Option<AnthropicUsage>,
     },
+    ContentBlockStop {
+        index: u32,
+    },
     MessageStop,
     Error {
         #[serde(borrow)]
         error: ErrorBody<'a>,
     },
-    /// `ping`, `content_block_stop` and event types added later.
+    /// `ping` and event types added later.
     #[serde(other)]
     Other,
 }
@@ -542,8 +547,9 @@ struct MessageDelta<'a> {
 
 struct AnthropicStream {
     writer: ChunkWriter,
-    /// Anthropic content-block index -> OpenAI tool-call index.
-    tool_indexes: HashMap<u32, u32>,
+    /// Anthropic content-block index -> OpenAI tool-call index, and whether any argument
+    /// text was sent for it (a tool without parameters streams none: it gets `{}`).
+    tool_indexes: HashMap<u32, (u32, bool)>,
     usage: AnthropicUsage,
     finished: bool,
 }
@@ -576,7 +582,7 @@ impl StreamTranslator for AnthropicStream {
                 BlockStart::Text { text } => self.writer.text(out, &text),
                 BlockStart::ToolUse { id, name } => {
                     let tool_index = self.tool_indexes.len() as u32;
-                    self.tool_indexes.insert(index, tool_index);
+                    self.tool_indexes.insert(index, (tool_index, false));
                     self.writer.tool_call_start(out, tool_index, &id, &name, "");
                 }
                 BlockStart::Other => {}
@@ -584,16 +590,23 @@ impl StreamTranslator for AnthropicStream {
             StreamEvent::ContentBlockDelta { index, delta } => match delta {
                 BlockDelta::TextDelta { text } => self.writer.text(out, &text),
                 BlockDelta::InputJsonDelta { partial_json } => {
-                    let tool_index = self.tool_indexes.get(&index).copied().ok_or_else(|| {
-                        GatewayError::bad_gateway(
-                            "The provider sent tool input for a block it never started.",
-                        )
-                    })?;
+                    let (tool_index, sent) =
+                        self.tool_indexes.get_mut(&index).ok_or_else(|| {
+                            GatewayError::bad_gateway(
+                                "The provider sent tool input for a block it never started.",
+                            )
+                        })?;
+                    *sent |= !partial_json.is_empty();
                     self.writer
-                        .tool_call_arguments(out, tool_index, &partial_json);
+                        .tool_call_arguments(out, *tool_index, &partial_json);
                 }
                 BlockDelta::Other => {}
             },
+            StreamEvent::ContentBlockStop { index } => {
+                if let Some((tool_index, false)) = self.tool_indexes.get(&index).copied() {
+                    self.writer.tool_call_arguments(out, tool_index, "{}");
+                }
+            }
             StreamEvent::MessageDelta { delta, usage } => {
                 if let Some(usage) = usage {
                     self.usage.update(&usage);
@@ -626,5 +639,80 @@ impl StreamTranslator for AnthropicStream {
                 "The provider's stream ended before the message was complete.",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::TranslatedStream;
+
+    fn stream() -> TranslatedStream {
+        let chat = ChatRequest::parse(br#"{"model":"m","messages":[],"stream":true}"#).unwrap();
+        TranslatedStream::new(stream_translator(&chat, "claude"))
+    }
+
+    fn events(bytes: &[u8]) -> Vec<Value> {
+        String::from_utf8_lossy(bytes)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_tool_call_without_arguments_streams_an_empty_object() {
+        let mut translated = stream();
+        let out = translated
+            .push(
+                br#"data: {"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":3}}}
+
+data: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"now","input":{}}}
+
+data: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}
+
+data: {"type":"content_block_stop","index":0}
+
+"#,
+            )
+            .unwrap();
+        let arguments: String = events(&out)
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(arguments, "{}");
+    }
+
+    #[test]
+    fn chunks_before_an_error_event_in_the_same_read_are_kept() {
+        let mut translated = stream();
+        let err = translated
+            .push(
+                br#"data: {"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":3}}}
+
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Once"}}
+
+data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}
+
+"#,
+            )
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        let partial = events(&translated.take_partial());
+        assert_eq!(partial.len(), 2, "role chunk and the text");
+        assert_eq!(partial[1]["choices"][0]["delta"]["content"], "Once");
+    }
+
+    #[test]
+    fn a_huge_max_tokens_with_thinking_does_not_overflow() {
+        let chat = ChatRequest::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551615,"reasoning_effort":"low"}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request_body(&chat, "c", 4096).unwrap()).unwrap();
+        assert_eq!(body["max_tokens"], u64::MAX);
     }
 }

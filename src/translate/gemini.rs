@@ -430,7 +430,9 @@ impl UsageMetadata {
     fn to_openai(self) -> Usage {
         Usage::new(
             self.prompt_token_count.unwrap_or(0),
-            self.candidates_token_count.unwrap_or(0) + self.thoughts_token_count.unwrap_or(0),
+            self.candidates_token_count
+                .unwrap_or(0)
+                .saturating_add(self.thoughts_token_count.unwrap_or(0)),
             self.cached_content_token_count,
             self.thoughts_token_count,
         )

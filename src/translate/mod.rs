@@ -31,6 +31,8 @@ pub trait StreamTranslator: Send {
 pub struct TranslatedStream {
     decoder: SseDecoder,
     translator: Box<dyn StreamTranslator>,
+    /// What the events before a failing one produced, for the client ahead of the error.
+    partial: Bytes,
 }
 
 impl TranslatedStream {
@@ -38,16 +40,30 @@ impl TranslatedStream {
         Self {
             decoder: SseDecoder::default(),
             translator,
+            partial: Bytes::new(),
         }
     }
 
-    /// Translates the events these bytes complete; empty when they complete none.
+    /// Translates the events these bytes complete; empty when they complete none. On an
+    /// error, what the earlier events produced is kept for [`Self::take_partial`].
     pub fn push(&mut self, bytes: &[u8]) -> Result<Bytes, GatewayError> {
         let mut out = Vec::new();
         let translator = &mut self.translator;
-        self.decoder
-            .feed(bytes, |event| translator.event(event, &mut out))?;
-        Ok(Bytes::from(out))
+        match self
+            .decoder
+            .feed(bytes, |event| translator.event(event, &mut out))
+        {
+            Ok(()) => Ok(Bytes::from(out)),
+            Err(e) => {
+                self.partial = Bytes::from(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// The chunks translated before the event that failed.
+    pub fn take_partial(&mut self) -> Bytes {
+        std::mem::take(&mut self.partial)
     }
 
     pub fn end(&mut self) -> Result<Bytes, GatewayError> {

@@ -399,7 +399,7 @@ impl Usage {
         Self {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: prompt + completion,
+            total_tokens: prompt.saturating_add(completion),
             prompt_tokens_details: cached
                 .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
             completion_tokens_details: reasoning

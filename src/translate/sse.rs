@@ -19,6 +19,9 @@ pub struct SseEvent<'a> {
 #[derive(Default)]
 pub struct SseDecoder {
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no newline, so a long event arriving in many
+    /// pieces is scanned once, not once per piece.
+    scanned: usize,
     event: String,
     data: String,
     has_data: bool,
@@ -33,13 +36,15 @@ impl SseDecoder {
     ) -> Result<(), GatewayError> {
         self.pending.extend_from_slice(bytes);
         let mut start = 0;
-        while let Some(offset) = memchr_newline(&self.pending[start..]) {
-            let end = start + offset;
+        let mut search_from = self.scanned;
+        while let Some(offset) = memchr_newline(&self.pending[search_from..]) {
+            let end = search_from + offset;
             let mut line = &self.pending[start..end];
             if let [rest @ .., b'\r'] = line {
                 line = rest;
             }
             start = end + 1;
+            search_from = start;
             if line.is_empty() {
                 if self.has_data {
                     on_event(SseEvent {
@@ -75,6 +80,7 @@ impl SseDecoder {
             }
         }
         self.pending.drain(..start);
+        self.scanned = self.pending.len();
         if self.pending.len() + self.data.len() > MAX_EVENT_BYTES {
             return Err(GatewayError::bad_gateway(
                 "The upstream sent an event larger than 16 MiB.",
