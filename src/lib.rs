@@ -35,13 +35,22 @@ use routing::Router;
 
 /// Builds the shared state: providers, routes and the plugin chain.
 pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    build_state_with(config, Vec::new())
+}
+
+/// The same, with `extra` plugins after the configured ones (tests and embedders use this).
+pub fn build_state_with(
+    config: &Config,
+    extra: Vec<Arc<dyn Plugin>>,
+) -> anyhow::Result<Arc<AppState>> {
     providers::client::install_crypto_provider();
     if config.auth.master_keys.is_empty() {
         bail!("no master key configured (master_key::ensure makes one)");
     }
-    let chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(MasterKeyAuth::new(
+    let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(MasterKeyAuth::new(
         config.auth.master_keys.clone(),
     ))];
+    chain.extend(extra);
     let plugins = Arc::new(PluginChain::new(chain));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
     Ok(Arc::new(AppState {
@@ -69,19 +78,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let state = build_state(&config)?;
+    serve_state(state, listener, shutdown, config.server.drain_timeout).await;
+    Ok(())
+}
+
+async fn serve_state(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: std::time::Duration,
+) {
     let handler = Arc::new(app::handler(app::router(state.clone())));
     let stop_accepting = async {
         shutdown.await;
         state.accepting.store(false, Ordering::Relaxed);
     };
-    server::serve(
-        listener,
-        handler,
-        stop_accepting,
-        config.server.drain_timeout,
-    )
-    .await;
-    Ok(())
+    server::serve(listener, handler, stop_accepting, drain_timeout).await;
 }
 
 /// A gateway running on a background task, as tests and benches use it.
@@ -119,16 +131,29 @@ impl GatewayHandle {
 
 /// Binds `config.server.listen` (port 0 picks a free port) and runs the gateway in the background.
 pub async fn spawn(config: Config) -> anyhow::Result<GatewayHandle> {
+    spawn_with(config, Vec::new()).await
+}
+
+/// [`spawn`] with `extra` plugins after the configured ones.
+pub async fn spawn_with(
+    config: Config,
+    extra: Vec<Arc<dyn Plugin>>,
+) -> anyhow::Result<GatewayHandle> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     // Fail here, not in the task, when the config cannot make a gateway.
-    build_state(&config)?;
+    let state = build_state_with(&config, extra)?;
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(run(config, listener, async {
-        let _ = rx.await;
-    }));
+    let drain = config.server.drain_timeout;
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        serve_state(state, listener, shutdown, drain).await;
+        Ok(())
+    });
     Ok(GatewayHandle {
         addr,
         shutdown: Some(tx),

@@ -266,7 +266,7 @@ impl Proxy {
     /// attempt can be abandoned safely; once a response is handed on, there is no retry.
     async fn forward(
         &self,
-        mut ctx: RequestCtx,
+        ctx: RequestCtx,
         route: &Arc<ModelRoute>,
         requested: &str,
         payload: Payload,
@@ -274,6 +274,8 @@ impl Proxy {
     ) -> ApiResponse {
         let policy = &self.router.routing;
         let deadline = ctx.started + policy.retry_budget;
+        // From here on a client hang-up (during an attempt or a back-off) is still reported.
+        let mut ctx = CompletionGuard::pending(ctx, self.plugins.clone());
         let mut failures = retry::Failures::default();
         // A 400 from a target whose provider cannot take the request, kept in case no target
         // can: then it is the answer.
@@ -332,7 +334,7 @@ impl Proxy {
                         }
                     };
                     let (request, translation) = match self
-                        .upstream_request(&ctx, &payload, requested, target, content_type)
+                        .upstream_request(ctx.ctx(), &payload, requested, target, content_type)
                         .await
                     {
                         Ok(built) => built,
@@ -342,7 +344,7 @@ impl Proxy {
                             client_error.get_or_insert(e);
                             break;
                         }
-                        Err(e) => return self.reject(ctx, e),
+                        Err(e) => return self.reject(ctx.into_ctx(), e),
                     };
                     attempted = true;
                     let attempt_started = Instant::now();
@@ -361,8 +363,8 @@ impl Proxy {
                             if let Some(probe) = probe.take() {
                                 probe.settle();
                             }
-                            ctx.provider = Some(target.provider.name.clone());
-                            ctx.upstream_model = Some(target.model.clone());
+                            ctx.ctx_mut().provider = Some(target.provider.name.clone());
+                            ctx.ctx_mut().upstream_model = Some(target.model.clone());
                             return self
                                 .respond(
                                     ctx,
@@ -400,7 +402,7 @@ impl Proxy {
                     let wait =
                         retry::next_wait(policy, attempt, &failure, is_last_target, deadline);
                     tracing::warn!(
-                        request_id = ?ctx.request_id, target_name = %target.state.label,
+                        request_id = ?ctx.ctx().request_id, target_name = %target.state.label,
                         attempt, error = %failure.reason, retry_in_ms = wait.map(|w| w.as_millis() as u64),
                         "upstream attempt failed"
                     );
@@ -413,22 +415,22 @@ impl Proxy {
             }
         }
         if let Some((response, target, translation)) = last_answer {
-            ctx.provider = Some(target.provider.name.clone());
-            ctx.upstream_model = Some(target.model.clone());
+            ctx.ctx_mut().provider = Some(target.provider.name.clone());
+            ctx.ctx_mut().upstream_model = Some(target.model.clone());
             return self
                 .respond(ctx, response, target, None, translation, Instant::now())
                 .await;
         }
         if let (false, Some(error)) = (attempted, client_error) {
-            return self.reject(ctx, error);
+            return self.reject(ctx.into_ctx(), error);
         }
         let error = failures.into_error(&route.name);
-        self.reject(ctx, error)
+        self.reject(ctx.into_ctx(), error)
     }
 
     async fn respond(
         &self,
-        ctx: RequestCtx,
+        mut pending: CompletionGuard,
         response: Response<hyper::body::Incoming>,
         target: &Target,
         lease: Option<Lease>,
@@ -446,6 +448,7 @@ impl Proxy {
                     (parts, incoming, Some(stream))
                 }
                 (mut parts, _, Rewritten::Whole(status, body)) => {
+                    let ctx = pending.into_ctx();
                     let completion = Completion {
                         status,
                         outcome: Outcome::Complete,
@@ -460,7 +463,7 @@ impl Proxy {
                 (parts, None, Rewritten::Stream(_)) => {
                     let error = GatewayError::internal("A translated stream lost its body.");
                     let _ = parts;
-                    return self.reject(ctx, error);
+                    return self.reject(pending.into_ctx(), error);
                 }
             },
         };
@@ -482,8 +485,15 @@ impl Proxy {
                 HeaderValue::from_static("text/event-stream"),
             );
         }
-        let guard = CompletionGuard::new(ctx, self.plugins.clone(), parts.status, lease);
-        let body = ProxyBody::new(incoming, sse, timeouts, attempt_started, guard, translator);
+        pending.respond_with(parts.status, lease);
+        let body = ProxyBody::new(
+            incoming,
+            sse,
+            timeouts,
+            attempt_started,
+            pending,
+            translator,
+        );
         Response::from_parts(parts, Body::new(body))
     }
 

@@ -61,6 +61,33 @@ impl CompletionGuard {
         }
     }
 
+    /// A request still looking for an answer: a hang-up before any response (while targets
+    /// are tried, during a back-off) is reported as status 499, client disconnected.
+    pub fn pending(ctx: RequestCtx, plugins: Arc<PluginChain>) -> Self {
+        let status = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::new(ctx, plugins, status, None)
+    }
+
+    pub fn ctx(&self) -> &RequestCtx {
+        // Present until `into_ctx` consumes the guard or it is dropped.
+        self.ctx.as_ref().expect("request context present")
+    }
+
+    pub fn ctx_mut(&mut self) -> &mut RequestCtx {
+        self.ctx.as_mut().expect("request context present")
+    }
+
+    /// Takes the context back (someone else reports the completion now).
+    pub fn into_ctx(mut self) -> RequestCtx {
+        self.ctx.take().expect("request context present")
+    }
+
+    /// The response has started: its status, and the target slot it holds until it ends.
+    pub fn respond_with(&mut self, status: StatusCode, lease: Option<Lease>) {
+        self.status = status;
+        self.lease = lease;
+    }
+
     pub fn finish(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
