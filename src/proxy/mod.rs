@@ -189,14 +189,7 @@ impl Proxy {
                 None => return self.reject(ctx, GatewayError::model_not_found(id)),
             },
         };
-        let completion = Completion {
-            status: StatusCode::OK,
-            outcome: Outcome::Complete,
-            time_to_first_byte: None,
-            duration: ctx.started.elapsed(),
-            response_bytes: json.len() as u64,
-        };
-        self.plugins.on_complete(&ctx, &completion);
+        self.report_now(&ctx, StatusCode::OK, Outcome::Complete, json.len());
         let mut response = Response::new(Body::from(json));
         response
             .headers_mut()
@@ -289,16 +282,15 @@ impl Proxy {
         )> = None;
         // Fallback models are tried with their own targets; their own fallbacks are not
         // followed, so a cycle in the config cannot loop.
-        let chain: Vec<&Arc<ModelRoute>> = std::iter::once(route)
-            .chain(
-                route
-                    .fallbacks
-                    .iter()
-                    .filter_map(|name| self.router.resolve(name)),
-            )
-            .collect();
-        'routes: for (route_position, model_route) in chain.iter().enumerate() {
-            let is_last_route = route_position + 1 == chain.len();
+        // (Fallback names were checked against the models when the config was loaded.)
+        let chain = std::iter::once(route).chain(
+            route
+                .fallbacks
+                .iter()
+                .filter_map(|name| self.router.resolve(name)),
+        );
+        'routes: for (route_position, model_route) in chain.enumerate() {
+            let is_last_route = route_position == route.fallbacks.len();
             if let Some(reason) = &model_route.unavailable {
                 failures.skipped(&model_route.name, reason);
                 continue;
@@ -444,26 +436,11 @@ impl Proxy {
                 (parts, incoming, None)
             }
             Some(translation) => match translation.rewrite(response, timeouts.idle).await {
-                (parts, Some(incoming), Rewritten::Stream(stream)) => {
-                    (parts, incoming, Some(stream))
-                }
-                (mut parts, _, Rewritten::Whole(status, body)) => {
-                    let ctx = pending.into_ctx();
-                    let completion = Completion {
-                        status,
-                        outcome: Outcome::Complete,
-                        time_to_first_byte: Some(ctx.started.elapsed()),
-                        duration: ctx.started.elapsed(),
-                        response_bytes: body.len() as u64,
-                    };
-                    self.plugins.on_complete(&ctx, &completion);
+                (parts, Rewritten::Stream(incoming, stream)) => (parts, incoming, Some(stream)),
+                (mut parts, Rewritten::Whole(status, body)) => {
+                    self.report_now(&pending.into_ctx(), status, Outcome::Complete, body.len());
                     strip_hop_headers(&mut parts.headers);
                     return translated::whole_response(parts, status, body);
-                }
-                (parts, None, Rewritten::Stream(_)) => {
-                    let error = GatewayError::internal("A translated stream lost its body.");
-                    let _ = parts;
-                    return self.reject(pending.into_ctx(), error);
                 }
             },
         };
@@ -507,15 +484,22 @@ impl Proxy {
                 tracing::warn!(request_id = ?ctx.request_id, route = ctx.route.as_str(), error = %error, "request failed")
             }
         }
-        let completion = Completion {
-            status: error.status,
-            outcome: Outcome::Rejected,
-            time_to_first_byte: None,
-            duration: ctx.started.elapsed(),
-            response_bytes: 0,
-        };
-        self.plugins.on_complete(&ctx, &completion);
+        self.report_now(&ctx, error.status, Outcome::Rejected, 0);
         error.into_response()
+    }
+
+    /// Tells the plugins about a request answered in one piece, now.
+    fn report_now(&self, ctx: &RequestCtx, status: StatusCode, outcome: Outcome, bytes: usize) {
+        let elapsed = ctx.started.elapsed();
+        let completion = Completion {
+            status,
+            // An answer sent whole: its first byte leaves now.
+            time_to_first_byte: (outcome == Outcome::Complete).then_some(elapsed),
+            outcome,
+            duration: elapsed,
+            response_bytes: bytes as u64,
+        };
+        self.plugins.on_complete(ctx, &completion);
     }
 }
 

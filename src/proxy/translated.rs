@@ -70,7 +70,7 @@ pub fn upstream_request(
 /// What a translated answer becomes.
 pub enum Rewritten {
     /// A 2xx stream: the body is translated event by event as it arrives.
-    Stream(TranslatedStream),
+    Stream(Incoming, TranslatedStream),
     /// Anything else, read whole and rewritten: status, OpenAI JSON.
     Whole(StatusCode, Bytes),
 }
@@ -82,16 +82,13 @@ impl Translation {
         self,
         response: Response<Incoming>,
         idle: Duration,
-    ) -> (http::response::Parts, Option<Incoming>, Rewritten) {
+    ) -> (http::response::Parts, Rewritten) {
         let (parts, body) = response.into_parts();
         let status = parts.status;
         if status.is_success() {
             if let Some(translator) = self.stream {
-                return (
-                    parts,
-                    Some(body),
-                    Rewritten::Stream(TranslatedStream::new(translator)),
-                );
+                let stream = TranslatedStream::new(translator);
+                return (parts, Rewritten::Stream(body, stream));
             }
         }
         let limit = if status.is_success() {
@@ -101,7 +98,7 @@ impl Translation {
         };
         let bytes = match read_whole(body, limit, idle).await {
             Ok(bytes) => bytes,
-            Err(e) => return (parts, None, Rewritten::Whole(e.status, e.to_json())),
+            Err(e) => return (parts, Rewritten::Whole(e.status, e.to_json())),
         };
         let rewritten = if status.is_success() {
             match self.answer(&bytes) {
@@ -115,7 +112,7 @@ impl Translation {
             };
             Rewritten::Whole(error.status, error.to_json())
         };
-        (parts, None, rewritten)
+        (parts, rewritten)
     }
 
     fn answer(&self, bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// An upstream's Retry-After longer than this is not believed.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-
 pub struct Breaker {
     label: String,
     threshold: u32,
@@ -153,7 +150,8 @@ impl Breaker {
         {
             return;
         }
-        let cooldown = retry_after.map_or(self.cooldown, |d| d.min(MAX_RETRY_AFTER));
+        // Retry-After arrives already capped by its parser (proxy::retry::retry_after).
+        let cooldown = retry_after.unwrap_or(self.cooldown);
         let until = Instant::now() + cooldown;
         // Never shorten a longer cool-down already in force (a stream started before the
         // breaker opened may fail later).

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 
 use super::openai::{
     self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
-    Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut, ToolChoice,
-    Usage, UserPart,
+    Completion, Content, Conversation, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
+    ToolChoice, Usage, UserPart,
 };
 use super::sse::SseEvent;
 use super::StreamTranslator;
@@ -134,20 +134,14 @@ pub fn request_body(
 
 /// The system prompt and the alternating user/assistant messages.
 fn messages(input: &[Message]) -> Result<(String, Vec<Value>), GatewayError> {
-    let mut system = String::new();
-    let mut out: Vec<(Role, Vec<Value>)> = Vec::new();
+    let mut conversation = Conversation::new();
     for (i, message) in input.iter().enumerate() {
-        let (role, blocks) = match message.role {
+        match message.role {
             Role::System | Role::Developer => {
-                let text = plain_text(message.content.as_ref(), KIND)?;
-                if !system.is_empty() {
-                    system.push('\n');
-                }
-                system.push_str(&text);
-                continue;
+                conversation.add_system(&plain_text(message.content.as_ref(), KIND)?)
             }
-            Role::User => (Role::User, user_blocks(message.content.as_ref(), i)?),
-            Role::Assistant => (Role::Assistant, assistant_blocks(message, i)?),
+            Role::User => conversation.add("user", user_blocks(message.content.as_ref(), i)?),
+            Role::Assistant => conversation.add("assistant", assistant_blocks(message, i)?),
             Role::Tool => {
                 let id = message.tool_call_id.as_deref().ok_or_else(|| {
                     GatewayError::bad_request(format!(
@@ -157,29 +151,16 @@ fn messages(input: &[Message]) -> Result<(String, Vec<Value>), GatewayError> {
                 })?;
                 let text = plain_text(message.content.as_ref(), KIND)?;
                 let block = json!({"type": "tool_result", "tool_use_id": id, "content": text});
-                (Role::User, vec![block])
+                conversation.add("user", vec![block]);
             }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(blocks),
-            _ => out.push((role, blocks)),
         }
     }
-    let messages = out
+    let messages = conversation
+        .turns
         .into_iter()
-        .map(|(role, content)| {
-            let role = if role == Role::User {
-                "user"
-            } else {
-                "assistant"
-            };
-            json!({"role": role, "content": content})
-        })
+        .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
-    Ok((system, messages))
+    Ok((conversation.system, messages))
 }
 
 fn user_blocks(content: Option<&Content>, i: usize) -> Result<Vec<Value>, GatewayError> {

@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 
 use super::openai::{
     self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
-    Completion, Content, FinishReason, Message, ResponseFormat, Role, ToolCallOut, ToolChoice,
-    Usage, UserPart,
+    Completion, Content, Conversation, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
+    ToolChoice, Usage, UserPart,
 };
 use super::sse::SseEvent;
 use super::StreamTranslator;
@@ -101,45 +101,33 @@ pub fn request_body(request: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
 
 /// The system instruction and the alternating user/model contents.
 fn contents(input: &[Message]) -> Result<(String, Vec<Value>), GatewayError> {
-    let mut system = String::new();
-    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut conversation = Conversation::new();
     // tool_call_id -> function name, from earlier assistant messages: a functionResponse is
     // matched to its call by name.
     let mut call_names: HashMap<&str, &str> = HashMap::new();
     for (i, message) in input.iter().enumerate() {
-        let (role, parts) = match message.role {
+        match message.role {
             Role::System | Role::Developer => {
-                let text = plain_text(message.content.as_ref(), KIND)?;
-                if !text.is_empty() {
-                    if !system.is_empty() {
-                        system.push('\n');
-                    }
-                    system.push_str(&text);
-                }
-                continue;
+                conversation.add_system(&plain_text(message.content.as_ref(), KIND)?)
             }
-            Role::User => ("user", user_parts(message.content.as_ref(), i)?),
+            Role::User => conversation.add("user", user_parts(message.content.as_ref(), i)?),
             Role::Assistant => {
                 for call in message.tool_calls.iter().flatten() {
                     call_names.insert(&call.id, &call.function.name);
                 }
-                ("model", model_parts(message, i)?)
+                conversation.add("model", model_parts(message, i)?);
             }
-            Role::Tool => ("user", vec![function_response(message, i, &call_names)?]),
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(parts),
-            _ => out.push((role, parts)),
+            Role::Tool => {
+                conversation.add("user", vec![function_response(message, i, &call_names)?])
+            }
         }
     }
-    let contents = out
+    let contents = conversation
+        .turns
         .into_iter()
         .map(|(role, parts)| json!({ "role": role, "parts": parts }))
         .collect();
-    Ok((system, contents))
+    Ok((conversation.system, contents))
 }
 
 fn user_parts(content: Option<&Content>, i: usize) -> Result<Vec<Value>, GatewayError> {

@@ -257,6 +257,49 @@ pub fn plain_text(content: Option<&Content>, kind: &str) -> Result<String, Gatew
     }
 }
 
+/// A conversation being rewritten for a provider that keeps the system prompt apart and wants
+/// roles to alternate: system texts are joined, consecutive turns of one role merge, and
+/// empty turns are left out.
+pub struct Conversation<R> {
+    pub system: String,
+    pub turns: Vec<(R, Vec<Value>)>,
+}
+
+impl<R: PartialEq> Conversation<R> {
+    pub fn new() -> Self {
+        Self {
+            system: String::new(),
+            turns: Vec::new(),
+        }
+    }
+
+    pub fn add_system(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if !self.system.is_empty() {
+            self.system.push('\n');
+        }
+        self.system.push_str(text);
+    }
+
+    pub fn add(&mut self, role: R, items: Vec<Value>) {
+        if items.is_empty() {
+            return;
+        }
+        match self.turns.last_mut() {
+            Some((last, existing)) if *last == role => existing.extend(items),
+            _ => self.turns.push((role, items)),
+        }
+    }
+}
+
+impl<R: PartialEq> Default for Conversation<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One part of a user message, classified; each translator writes it in its own format.
 pub enum UserPart<'a> {
     Text(&'a str),
