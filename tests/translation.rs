@@ -391,6 +391,39 @@ async fn a_translated_stream_is_passed_on_as_it_arrives() {
     assert_eq!(events.last().unwrap()["error"]["code"], "upstream_timeout");
 }
 
+#[tokio::test]
+async fn a_provider_rate_limit_comes_back_as_openai_429_with_its_retry_after() {
+    let h = start().await;
+    let response = h
+        .post_json("/v1/chat/completions", &common::chat("claude-limited"))
+        .await;
+    // Retry-After (40 s) is beyond the retry budget's reach: no wait, the answer is handed on.
+    assert_eq!(response.headers()["retry-after"], "40");
+    let error = expect_error(response, 429).await;
+    assert_eq!(error["type"], "rate_limit_error");
+    assert_eq!(error["code"], "rate_limit_exceeded");
+    assert_eq!(
+        h.upstream_requests(),
+        1,
+        "one attempt, no retry into the cool-down"
+    );
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_translated_stream_cancels_the_upstream() {
+    let h = start().await;
+    let mut body = common::chat("claude-stalling");
+    body["stream"] = json!(true);
+    let mut response = h.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.chunk().await.unwrap().is_some());
+    drop(response);
+    assert!(
+        h.wait_streams_cancelled(1).await,
+        "the upstream stream was dropped with the client"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gemini
 

@@ -688,6 +688,48 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
     }
 
     #[test]
+    fn malformed_answers_and_events_are_bad_gateway() {
+        for body in [
+            &b"not json"[..],
+            br#"{"id":"m","model":"c","content":[{"type":"tool_use"}]}"#,
+        ] {
+            let err = response_body(body).unwrap_err();
+            assert_eq!(
+                err.status,
+                StatusCode::BAD_GATEWAY,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let mut translated = stream();
+        let err = translated
+            .push(b"data: {\"type\":\"message_start\"\n\n")
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+        // Tool input for a block that never started.
+        let mut translated = stream();
+        let err = translated
+            .push(br#"data: {"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{"}}
+
+"#)
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+        // The upstream closed before message_stop.
+        let mut translated = stream();
+        translated
+            .push(
+                br#"data: {"type":"message_start","message":{"id":"m","model":"c","usage":{}}}
+
+"#,
+            )
+            .unwrap();
+        assert_eq!(
+            translated.end().unwrap_err().status,
+            StatusCode::BAD_GATEWAY
+        );
+    }
+
+    #[test]
     fn a_huge_max_tokens_with_thinking_does_not_overflow() {
         let chat = ChatRequest::parse(
             br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":18446744073709551615,"reasoning_effort":"low"}"#,

@@ -136,6 +136,12 @@ idle_timeout_ms = 300
 headers = { x-mock-stall-after = "4" }
 
 [[providers]]
+name = "claude-limited"
+kind = "anthropic"
+base_url = "http://{MOCK_ADDR}/v1"
+headers = { x-mock-status = "429", x-mock-retry-after = "40" }
+
+[[providers]]
 name = "google"
 kind = "gemini"
 base_url = "http://{MOCK_ADDR}/v1beta"
@@ -168,6 +174,10 @@ targets = [{ provider = "claude", model = "invalid_request" }]
 [[models]]
 name = "claude-stalling"
 targets = [{ provider = "claude-stalling", model = "text" }]
+
+[[models]]
+name = "claude-limited"
+targets = [{ provider = "claude-limited", model = "text" }]
 
 [[models]]
 name = "gemini-text"
