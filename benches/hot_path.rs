@@ -8,12 +8,16 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::FutureExt;
 use gateway::config::{Config, Secret};
-use gateway::plugins::auth::MasterKeyAuth;
-use gateway::plugins::Route;
+use gateway::identity::accounts::{ClientInfo, Registration};
+use gateway::identity::api_keys::KeyRequest;
+use gateway::identity::Identity;
+use gateway::plugins::{Role, Route};
 use gateway::proxy::json_probe;
 use gateway::request_id::RequestIds;
 use gateway::routing::Router;
+use gateway::store::Store;
 use gateway::translate::openai::ChatRequest;
 use gateway::translate::{anthropic, gemini, TranslatedStream};
 
@@ -28,6 +32,7 @@ fn chat_body(messages: usize) -> Bytes {
 fn config() -> Config {
     let mut text = String::from(
         "[auth]\nmaster_keys = [\"bench-master-key-0001\", \"bench-master-key-0002\"]\n\
+         [database]\nurl = \"sqlite::memory:\"\n\
          [[providers]]\nname = \"p\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
     );
     for i in 0..50 {
@@ -83,18 +88,65 @@ fn routing_and_auth(c: &mut Criterion) {
         })
     });
 
-    let auth = MasterKeyAuth::new(vec![
-        Secret::new("bench-master-key-0001"),
-        Secret::new("bench-master-key-0002"),
-    ]);
-    let request = http::Request::builder()
-        .header("authorization", "Bearer bench-master-key-0002")
-        .body(())
-        .expect("request");
-    let (head, _) = request.into_parts();
-    c.bench_function("auth/master_key", |b| {
-        b.iter(|| auth.authenticate(black_box(&head)).is_ok())
+    // Resolving each kind of credential once it is cached: what /v1 pays per request. The
+    // futures complete without waiting (no I/O once cached), so they are polled once.
+    let (identity, api_key, access_token) = runtime.block_on(async {
+        let config = config();
+        let store = Store::connect(&config.database).await.expect("store");
+        store.migrate_up().await.expect("migrations");
+        let identity = Identity::new(
+            &config,
+            store,
+            &Secret::new("bench-jwt-secret-0000000000000000000"),
+        )
+        .expect("identity");
+        let registration = Registration {
+            email: "bench@example.com".into(),
+            password: "bench password".into(),
+            username: None,
+            name: None,
+        };
+        let user = identity
+            .create_user(registration, Role::User)
+            .await
+            .expect("user");
+        let key = identity
+            .create_api_key(
+                &user.id,
+                KeyRequest {
+                    name: "bench".into(),
+                    expires_at: None,
+                    allowed_models: None,
+                },
+            )
+            .await
+            .expect("key")
+            .key;
+        let pair = identity
+            .start_session(user, &ClientInfo::default())
+            .await
+            .expect("session");
+        (identity, key, pair.access_token)
     });
+    for (name, token) in [
+        ("auth/master_key", "bench-master-key-0002".to_string()),
+        ("auth/api_key_cached", api_key),
+        ("auth/access_token_cached", access_token),
+    ] {
+        let mut headers = http::HeaderMap::new();
+        let value = format!("Bearer {token}").parse().expect("header");
+        headers.insert(http::header::AUTHORIZATION, value);
+        // The first call fills the cache.
+        runtime
+            .block_on(identity.authenticate(&headers))
+            .expect("authenticates");
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let resolved = identity.authenticate(black_box(&headers)).now_or_never();
+                assert!(matches!(resolved, Some(Ok(_))));
+            })
+        });
+    }
 
     let ids = RequestIds::default();
     c.bench_function("request_id/generate", |b| {

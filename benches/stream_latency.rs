@@ -113,7 +113,7 @@ fn main() {
     let gateway_addr = runtime_thread(move || {
         Box::pin(async move {
             let text = format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmaster_keys = [\"bench-master-key\"]\n\
+                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmaster_keys = [\"bench-master-key\"]\n[database]\nurl = \"sqlite::memory:\"\n\
                  [[providers]]\nname = \"mock\"\nbase_url = \"http://{mock_addr}/v1\"\n\
                  [[providers]]\nname = \"claude\"\nkind = \"anthropic\"\n\
                  base_url = \"http://{mock_addr}/v1\"\n\

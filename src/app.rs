@@ -16,6 +16,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::error::GatewayError;
+use crate::identity::Identity;
 use crate::providers::X_REQUEST_ID;
 use crate::proxy::Proxy;
 use crate::request_id::RequestIds;
@@ -29,6 +30,7 @@ pub struct ProviderStatus {
 
 pub struct AppState {
     pub proxy: Proxy,
+    pub identity: Arc<Identity>,
     pub providers: Vec<ProviderStatus>,
     /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
     pub accepting: AtomicBool,
@@ -45,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/v1/models/{*id}", get(get_model))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
+        .merge(crate::api::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -13,6 +13,13 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
+mod identity;
+
+pub use identity::{
+    BetterAuthConfig, DatabaseConfig, IdentityConfig, JwtAlgorithm, JwtConfig, OidcConfig,
+};
+use identity::{RawAuth, RawDatabase, RawSmtp};
+
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 25 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
@@ -25,6 +32,9 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     auth: RawAuth,
+    #[serde(default)]
+    database: RawDatabase,
+    smtp: Option<RawSmtp>,
     #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
@@ -49,22 +59,6 @@ impl Default for RawServer {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_timeout_secs: 30,
             data_dir: "data".into(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAuth {
-    master_keys: Vec<String>,
-    generate_master_key: bool,
-}
-
-impl Default for RawAuth {
-    fn default() -> Self {
-        Self {
-            master_keys: Vec::new(),
-            generate_master_key: true,
         }
     }
 }
@@ -171,6 +165,8 @@ struct RawTarget {
 pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub identity: IdentityConfig,
     pub routing: RoutingConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
@@ -633,6 +629,11 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         cooldown: Duration::from_millis(r.cooldown_ms),
     };
 
+    let data_dir = PathBuf::from(raw.server.data_dir);
+    let database = identity::database(raw.database, &data_dir, env, &mut problems);
+    let generate_master_key = raw.auth.generate_master_key;
+    let identity = identity::identity(raw.auth, raw.smtp, env, &mut problems);
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -641,12 +642,14 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             listen,
             max_request_bytes: raw.server.max_request_bytes,
             drain_timeout: Duration::from_secs(raw.server.drain_timeout_secs),
-            data_dir: PathBuf::from(raw.server.data_dir),
+            data_dir,
         },
         auth: AuthConfig {
             master_keys,
-            generate_master_key: raw.auth.generate_master_key,
+            generate_master_key,
         },
+        database,
+        identity,
         routing,
         providers,
         models,
@@ -799,8 +802,8 @@ api_key = "${OPENAI_API_KEY}"
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let env = |_: &str| Some("sk-very-secret".to_string());
-        let text = "[auth]\nmaster_keys = [\"${K}\"]\n";
+        let env = |name: &str| (name == "K").then(|| "sk-very-secret".to_string());
+        let text = "[auth]\nmaster_keys = [\"${K}\"]\njwt_secret = \"${K}-long-enough-for-a-jwt-secret\"\n[database]\nurl = \"postgres://u:${K}@db/x\"\n";
         let config = Config::parse(text, "test", &env).unwrap();
         assert!(!format!("{config:?}").contains("sk-very-secret"));
     }

@@ -82,6 +82,15 @@ impl GatewayError {
         .with_code("invalid_api_key")
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorSource::Client,
+            "permission_error",
+            message.into(),
+        )
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

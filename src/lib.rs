@@ -3,9 +3,12 @@
 //!
 //! Tests, benches and the binary all start the whole gateway through [`run`] / [`spawn`].
 
+pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod master_key;
 pub mod mock;
 pub mod plugins;
@@ -14,6 +17,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod translate;
 
@@ -29,17 +33,20 @@ use tokio::task::JoinHandle;
 
 use app::{AppState, ProviderStatus};
 use config::Config;
-use plugins::{auth::MasterKeyAuth, Plugin, PluginChain};
+use identity::Identity;
+use plugins::{auth::Auth, Plugin, PluginChain};
 use proxy::Proxy;
 use routing::Router;
+use store::Store;
 
-/// Builds the shared state: providers, routes and the plugin chain.
-pub fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
-    build_state_with(config, Vec::new())
+/// Builds the shared state: the store (migrated unless told not to), identity, providers,
+/// routes and the plugin chain.
+pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    build_state_with(config, Vec::new()).await
 }
 
 /// The same, with `extra` plugins after the configured ones (tests and embedders use this).
-pub fn build_state_with(
+pub async fn build_state_with(
     config: &Config,
     extra: Vec<Arc<dyn Plugin>>,
 ) -> anyhow::Result<Arc<AppState>> {
@@ -47,13 +54,24 @@ pub fn build_state_with(
     if config.auth.master_keys.is_empty() {
         bail!("no master key configured (master_key::ensure makes one)");
     }
-    let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(MasterKeyAuth::new(
-        config.auth.master_keys.clone(),
-    ))];
+    let store = Store::connect(&config.database).await?;
+    prepare_schema(&store, config.database.auto_migrate).await?;
+    let jwt_secret = match &config.identity.jwt.secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "no auth.jwt_secret: using a random one; access tokens end with this process"
+            );
+            config::Secret::new(identity::tokens::opaque_token(""))
+        }
+    };
+    let identity = Arc::new(Identity::new(config, store, &jwt_secret)?);
+    let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Auth::new(identity.clone()))];
     chain.extend(extra);
     let plugins = Arc::new(PluginChain::new(chain));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
     Ok(Arc::new(AppState {
+        identity,
         proxy: Proxy {
             router: Router::build(config)?,
             plugins,
@@ -71,13 +89,39 @@ pub fn build_state_with(
     }))
 }
 
+/// Applies pending migrations, or (with `database.auto_migrate = false`) refuses to start on a
+/// schema that is behind, rather than failing on the first query.
+async fn prepare_schema(store: &Store, auto_migrate: bool) -> anyhow::Result<()> {
+    if auto_migrate {
+        let applied = store.migrate_up().await?;
+        if applied > 0 {
+            tracing::info!(
+                applied,
+                engine = store.engine(),
+                "database migrations applied"
+            );
+        }
+        return Ok(());
+    }
+    let pending = store
+        .migration_status()
+        .await?
+        .into_iter()
+        .filter(|m| !m.applied)
+        .count();
+    if pending > 0 {
+        bail!("{pending} database migration(s) pending and database.auto_migrate is off: run `gateway migrate up`");
+    }
+    Ok(())
+}
+
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let state = build_state(&config)?;
+    let state = build_state(&config).await?;
     serve_state(state, listener, shutdown, config.server.drain_timeout).await;
     Ok(())
 }
@@ -144,7 +188,7 @@ pub async fn spawn_with(
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     // Fail here, not in the task, when the config cannot make a gateway.
-    let state = build_state_with(&config, extra)?;
+    let state = build_state_with(&config, extra).await?;
     let (tx, rx) = oneshot::channel();
     let drain = config.server.drain_timeout;
     let task = tokio::spawn(async move {

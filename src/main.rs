@@ -1,9 +1,10 @@
-//! The `gateway` binary: `serve` (the default) and `check-config`.
+//! The `gateway` binary: `serve` (the default), `check-config`, `migrate`, `user create`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gateway::cli;
 use gateway::config::Config;
 use gateway::master_key::{self, MasterKeySource};
 use gateway::telemetry::{self, LogFormat};
@@ -42,6 +43,47 @@ enum Command {
     },
     /// Check a configuration file and exit: 0 when valid, 1 with every problem listed.
     CheckConfig,
+    /// Database migrations (`serve` applies pending ones unless database.auto_migrate = false).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateCommand,
+    },
+    /// User administration.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the most recent migration(s).
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: usize,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password comes from stdin (--password-stdin) or GATEWAY_USER_PASSWORD.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Give the user the admin role.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +115,35 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate { action } => {
+            let action = match action {
+                MigrateCommand::Up => cli::MigrateAction::Up,
+                MigrateCommand::Down { steps } => cli::MigrateAction::Down { steps },
+                MigrateCommand::Status => cli::MigrateAction::Status,
+            };
+            run_command(&cli.config, |config| async move {
+                cli::migrate(&config, action).await
+            })
+        }
+        Command::User {
+            action:
+                UserCommand::Create {
+                    email,
+                    username,
+                    name,
+                    admin,
+                    password_stdin,
+                },
+        } => run_command(&cli.config, |config| async move {
+            let args = cli::NewUserArgs {
+                email,
+                username,
+                name,
+                admin,
+                password_stdin,
+            };
+            cli::create_user(&config, args).await
+        }),
         Command::Serve { listen } => {
             telemetry::init(cli.log_format);
             let mut config = match Config::load(&cli.config) {
@@ -96,7 +167,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the config and runs one administrative command on a small runtime.
+fn run_command<F, Fut>(path: &std::path::Path, command: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(command(config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(mut config: Config) -> anyhow::Result<()> {
+    master_key::ensure_jwt_secret(&mut config)?;
     match master_key::ensure(&mut config)? {
         MasterKeySource::Configured => {}
         MasterKeySource::Stored(path) => {

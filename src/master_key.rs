@@ -1,4 +1,4 @@
-//! The bootstrap credential. When the config names no master key, one is made on first start,
+//! The bootstrap credential (and the token signing secret, made the same way). When the config names no master key, one is made on first start,
 //! kept in `<data_dir>/master_key` (mode 0600) and printed once, so `cargo run` works with no
 //! environment variables and the key survives restarts.
 
@@ -44,6 +44,39 @@ pub fn ensure(config: &mut Config) -> anyhow::Result<MasterKeySource> {
     write_private(&path, key.expose())?;
     config.auth.master_keys.push(key.clone());
     Ok(MasterKeySource::Generated(path, key))
+}
+
+/// The HS256 secret for access tokens when the config names none: made once, kept in
+/// `<data_dir>/jwt_secret` (0600), so tokens survive a restart. Several replicas must share one
+/// secret: set `auth.jwt_secret` for them.
+pub fn ensure_jwt_secret(config: &mut Config) -> anyhow::Result<()> {
+    if config.identity.jwt.secret.is_some()
+        || config.identity.jwt.algorithm != crate::config::JwtAlgorithm::Hs256
+    {
+        return Ok(());
+    }
+    let path = config.server.data_dir.join("jwt_secret");
+    let secret = if path.exists() {
+        let secret = fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_string();
+        if secret.len() < 32 {
+            bail!(
+                "{} holds no usable secret; delete it to make a new one",
+                path.display()
+            );
+        }
+        secret
+    } else {
+        let bytes: [u8; 32] = rand::random();
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, &secret)?;
+        tracing::info!("generated a JWT signing secret in {}", path.display());
+        secret
+    };
+    config.identity.jwt.secret = Some(Secret::new(secret));
+    Ok(())
 }
 
 fn generate() -> String {

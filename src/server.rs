@@ -14,6 +14,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::api::extract::PeerAddr;
+
 /// Serves connections until `shutdown` resolves, then stops accepting and waits up to `drain` for
 /// in-flight requests (streams included) to finish.
 pub async fn serve<H, S, Fut, B>(
@@ -41,7 +43,7 @@ pub async fn serve<H, S, Fut, B>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         accept_error(e).await;
@@ -50,7 +52,12 @@ pub async fn serve<H, S, Fut, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req| handler(req));
+                // The peer address rides along for login throttling and session records.
+                let peer = PeerAddr(peer);
+                let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(peer);
+                    handler(req)
+                });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();

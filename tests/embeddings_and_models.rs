@@ -106,6 +106,8 @@ async fn models_whose_provider_has_no_key_are_hidden_and_answer_503() {
 listen = "127.0.0.1:0"
 [auth]
 master_keys = ["{KEY}"]
+[database]
+url = "sqlite::memory:"
 [[providers]]
 name = "openai"
 base_url = "{}"

@@ -42,6 +42,9 @@ data_dir = "target/test-data"
 [auth]
 master_keys = ["{KEY}"]
 
+[database]
+url = "sqlite::memory:"
+
 [routing]
 {routing}
 

@@ -1,57 +1,29 @@
-//! Authentication plugin: the first link of the chain. Today it accepts the static master keys
-//! from the config; database-backed keys and sessions resolve to the same [`Principal`].
+//! Authentication plugin: the first link of the chain on /v1. The master keys are checked here,
+//! in constant time and without any I/O; every other credential goes to [`Identity`].
 
 use std::sync::Arc;
 
-use http::header;
 use http::request::Parts;
-use subtle::ConstantTimeEq;
+use http::{header, HeaderMap};
 
-use super::{Plugin, PluginFuture, Principal, PrincipalKind, RequestCtx};
-use crate::config::Secret;
+use super::{Plugin, PluginFuture, RequestCtx};
 use crate::error::GatewayError;
+use crate::identity::{AuthError, Identity};
 
-pub struct MasterKeyAuth {
-    keys: Vec<Secret>,
-    principal: Principal,
+pub struct Auth {
+    identity: Arc<Identity>,
 }
 
-impl MasterKeyAuth {
-    pub fn new(keys: Vec<Secret>) -> Self {
-        Self {
-            keys,
-            principal: Principal {
-                id: Arc::from("master"),
-                kind: PrincipalKind::MasterKey,
-                admin: true,
-            },
-        }
-    }
-
-    /// Resolves the caller of one request. Every key is compared in constant time, and all keys
-    /// are compared, so timing reveals neither a key's prefix nor which key matched.
-    pub fn authenticate(&self, head: &Parts) -> Result<Principal, GatewayError> {
-        let token = bearer_token(head).ok_or_else(|| {
-            GatewayError::unauthorized(
-                "You didn't provide an API key. Send it as `Authorization: Bearer YOUR_KEY`.",
-            )
-        })?;
-        let mut matched = subtle::Choice::from(0u8);
-        for key in &self.keys {
-            matched |= key.expose().as_bytes().ct_eq(token.as_bytes());
-        }
-        if bool::from(matched) {
-            Ok(self.principal.clone())
-        } else {
-            Err(GatewayError::unauthorized("Incorrect API key provided."))
-        }
+impl Auth {
+    pub fn new(identity: Arc<Identity>) -> Self {
+        Self { identity }
     }
 }
 
 /// The key from `Authorization: Bearer <key>`, or from `x-api-key` / `api-key` (Anthropic-
 /// and Azure-style clients).
-pub fn bearer_token(head: &Parts) -> Option<&str> {
-    if let Some(value) = head.headers.get(header::AUTHORIZATION) {
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -62,45 +34,61 @@ pub fn bearer_token(head: &Parts) -> Option<&str> {
     }
     ["x-api-key", "api-key"]
         .iter()
-        .filter_map(|name| head.headers.get(*name))
+        .filter_map(|name| headers.get(*name))
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .find(|v| !v.is_empty())
 }
 
-impl Plugin for MasterKeyAuth {
+/// The same failure in OpenAI's error shape, as SDKs expect on /v1.
+pub fn openai_error(error: AuthError) -> GatewayError {
+    match error {
+        AuthError::Unauthenticated => GatewayError::unauthorized(
+            "You didn't provide an API key. Send it as `Authorization: Bearer YOUR_KEY`.",
+        ),
+        AuthError::InvalidToken | AuthError::InvalidCredentials => {
+            GatewayError::unauthorized("Incorrect API key provided.")
+        }
+        AuthError::Internal(e) => {
+            tracing::error!(error = %format!("{e:#}"), "resolving a credential failed");
+            GatewayError::service_unavailable("Authentication is temporarily unavailable.")
+        }
+        other => GatewayError::unauthorized(other.to_string()),
+    }
+}
+
+impl Plugin for Auth {
     fn name(&self) -> &'static str {
         "auth"
     }
 
     fn on_request<'a>(&'a self, ctx: &'a mut RequestCtx, head: &'a Parts) -> PluginFuture<'a> {
-        let result = self.authenticate(head).map(|principal| {
+        Box::pin(async move {
+            let principal = self
+                .identity
+                .authenticate(&head.headers)
+                .await
+                .map_err(openai_error)?;
             ctx.principal = Some(principal);
-        });
+            Ok(())
+        })
+    }
+
+    /// An API key limited to some models may use only those.
+    fn on_routed<'a>(&'a self, ctx: &'a mut RequestCtx) -> PluginFuture<'a> {
+        let allowed = match (&ctx.principal, &ctx.model) {
+            (Some(principal), Some(model)) => principal.may_use_model(model),
+            _ => true,
+        };
+        let result = if allowed {
+            Ok(())
+        } else {
+            Err(GatewayError::forbidden(format!(
+                "This API key is not allowed to use the model `{}`.",
+                ctx.model.as_deref().unwrap_or_default()
+            ))
+            .with_code("model_not_allowed"))
+        };
         Box::pin(std::future::ready(result))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(auth: Option<&str>) -> Parts {
-        let mut builder = http::Request::builder();
-        if let Some(value) = auth {
-            builder = builder.header(header::AUTHORIZATION, value);
-        }
-        builder.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn accepts_any_configured_key_and_rejects_others() {
-        let auth = MasterKeyAuth::new(vec![Secret::new("key-one-123"), Secret::new("key-two-456")]);
-        assert!(auth.authenticate(&head(Some("Bearer key-two-456"))).is_ok());
-        assert!(auth.authenticate(&head(Some("bearer key-one-123"))).is_ok());
-        assert!(auth.authenticate(&head(Some("Bearer key-one-12"))).is_err());
-        assert!(auth.authenticate(&head(Some("Basic key-one-123"))).is_err());
-        assert!(auth.authenticate(&head(Some("Bearer "))).is_err());
-        assert!(auth.authenticate(&head(None)).is_err());
     }
 }

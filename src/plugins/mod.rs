@@ -40,17 +40,80 @@ impl Route {
     }
 }
 
-/// Who is calling. Later identity sources (users, API keys, sessions) resolve to this too.
+/// Who is calling: a user (through an API key, an access token or a session), or the master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The user id, or `master` for the master key.
     pub id: Arc<str>,
     pub kind: PrincipalKind,
-    pub admin: bool,
+    pub role: Role,
+    /// The API key used, if any.
+    pub key_id: Option<Arc<str>>,
+    /// The sign-in session used, if any.
+    pub session_id: Option<Arc<str>>,
+    /// The models an API key is limited to; None allows all.
+    pub allowed_models: Option<Arc<[String]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
     MasterKey,
+    ApiKey,
+    /// A JWT access token from this gateway's login.
+    AccessToken,
+    /// A better-auth session token (header or signed cookie).
+    SessionToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn from_db(role: Option<&str>) -> Role {
+        if role == Some("admin") {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl Principal {
+    pub fn master() -> Principal {
+        Principal {
+            id: Arc::from("master"),
+            kind: PrincipalKind::MasterKey,
+            role: Role::Admin,
+            key_id: None,
+            session_id: None,
+            allowed_models: None,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The user behind the request; None for the master key, which is no user.
+    pub fn user_id(&self) -> Option<&str> {
+        (self.kind != PrincipalKind::MasterKey).then_some(&*self.id)
+    }
+
+    pub fn may_use_model(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model))
+    }
 }
 
 /// Everything the plugins and the proxy know about one request.

@@ -8,6 +8,7 @@ use gateway::mock::MockServer;
 use gateway::GatewayHandle;
 
 pub const KEY: &str = "test-master-key";
+pub const JWT_SECRET: &str = "test-jwt-secret-at-least-32-bytes-long";
 /// The request limit the test gateways run with, small so 413s are cheap to provoke.
 pub const LIMIT: u64 = 64 * 1024;
 
@@ -35,6 +36,10 @@ data_dir = "target/test-data"
 
 [auth]
 master_keys = ["{KEY}"]
+jwt_secret = "{JWT_SECRET}"
+
+[database]
+url = "sqlite::memory:"
 
 [routing]
 retry_backoff_ms = 5

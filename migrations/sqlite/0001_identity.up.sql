@@ -1,0 +1,85 @@
+-- Identity (SQLite). Timestamps are RFC 3339 UTC text, so they sort as text. The first four
+-- tables follow better-auth's schema (names and camelCase columns).
+CREATE TABLE IF NOT EXISTS "user" (
+    "id" text NOT NULL PRIMARY KEY,
+    "name" text NOT NULL,
+    "email" text NOT NULL UNIQUE,
+    "emailVerified" integer NOT NULL DEFAULT 0,
+    "image" text,
+    "createdAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    "updatedAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    -- better-auth's username and admin plugins use these names.
+    "username" text,
+    "displayUsername" text,
+    "role" text DEFAULT 'user',
+    "banned" integer DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "user_username_key" ON "user" ("username");
+
+CREATE TABLE IF NOT EXISTS "session" (
+    "id" text NOT NULL PRIMARY KEY,
+    "expiresAt" text NOT NULL,
+    "token" text NOT NULL UNIQUE,
+    "createdAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    "updatedAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    "ipAddress" text,
+    "userAgent" text,
+    "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS "session_userId_idx" ON "session" ("userId");
+
+CREATE TABLE IF NOT EXISTS "account" (
+    "id" text NOT NULL PRIMARY KEY,
+    "accountId" text NOT NULL,
+    "providerId" text NOT NULL,
+    "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+    "accessToken" text,
+    "refreshToken" text,
+    "idToken" text,
+    "accessTokenExpiresAt" text,
+    "refreshTokenExpiresAt" text,
+    "scope" text,
+    "password" text,
+    "createdAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    "updatedAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX IF NOT EXISTS "account_userId_idx" ON "account" ("userId");
+CREATE UNIQUE INDEX IF NOT EXISTS "account_provider_account_key" ON "account" ("providerId", "accountId");
+
+CREATE TABLE IF NOT EXISTS "verification" (
+    "id" text NOT NULL PRIMARY KEY,
+    "identifier" text NOT NULL,
+    "value" text NOT NULL,
+    "expiresAt" text NOT NULL,
+    "createdAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    "updatedAt" text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("identifier");
+
+-- The gateway's own tables use snake_case.
+-- One row per issued refresh token. A login's tokens share its session (the token family):
+-- presenting a rotated-out token again deletes the session, and with it the whole family.
+CREATE TABLE refresh_token (
+    id text NOT NULL PRIMARY KEY,
+    session_id text NOT NULL REFERENCES "session" ("id") ON DELETE CASCADE,
+    user_id text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+    token_hash text NOT NULL UNIQUE,
+    expires_at text NOT NULL,
+    used_at text,
+    created_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX refresh_token_session_idx ON refresh_token (session_id);
+
+CREATE TABLE api_key (
+    id text NOT NULL PRIMARY KEY,
+    user_id text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+    name text NOT NULL,
+    prefix text NOT NULL,
+    key_hash text NOT NULL UNIQUE,
+    allowed_models text,
+    expires_at text,
+    last_used_at text,
+    revoked_at text,
+    created_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX api_key_user_idx ON api_key (user_id, created_at);

@@ -1,0 +1,7 @@
+DROP TABLE IF EXISTS memory;
+DROP TABLE IF EXISTS usage_record;
+DROP TABLE IF EXISTS attachment;
+DROP TABLE IF EXISTS message;
+DROP TABLE IF EXISTS thread;
+DROP TABLE IF EXISTS prompt_favorite;
+DROP TABLE IF EXISTS prompt;

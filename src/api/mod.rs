@@ -1,0 +1,55 @@
+//! The app backend's REST endpoints. Each endpoint is written once and mounted at every path a
+//! seed documents for it, so each seed's frontend finds it where it looks.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod keys;
+
+use std::sync::Arc;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<Arc<AppState>> {
+    let me = get(auth::me).put(auth::update_me).patch(auth::update_me);
+    let mut router = Router::new();
+    // Seeds 001, 002 and 003 under /api/v1/auth; seed 004 under /auth.
+    for base in ["/api/v1/auth", "/auth"] {
+        router = router
+            .route(&format!("{base}/register"), post(auth::register))
+            .route(&format!("{base}/signup"), post(auth::register))
+            .route(&format!("{base}/login"), post(auth::login))
+            .route(&format!("{base}/signin"), post(auth::login))
+            .route(&format!("{base}/token"), post(auth::token))
+            .route(&format!("{base}/refresh"), post(auth::refresh))
+            .route(&format!("{base}/logout"), post(auth::logout))
+            .route(&format!("{base}/signout"), post(auth::logout))
+            .route(&format!("{base}/me"), me.clone())
+            .route(
+                &format!("{base}/change-password"),
+                post(auth::change_password),
+            )
+            .route(
+                &format!("{base}/reset-password"),
+                post(auth::reset_password),
+            )
+            .route(
+                &format!("{base}/reset-password/confirm"),
+                post(auth::reset_password_confirm),
+            )
+            .route(&format!("{base}/oauth/google"), post(auth::google))
+            .route(&format!("{base}/oauth/apple"), post(auth::apple))
+            .route(&format!("{base}/health"), get(auth::health));
+    }
+    router
+        .route("/users/me", me)
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route("/api/v1/admin/users", get(admin::list_users))
+        .route("/api/v1/admin/users/{user_id}", delete(admin::delete_user))
+        .route("/api/v1/admin/sessions", get(admin::list_sessions))
+}

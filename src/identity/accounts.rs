@@ -1,0 +1,573 @@
+//! Account flows: register, log in (password, Google, Apple), refresh, log out, change and
+//! reset a password, update a profile, delete a user. Handlers in `api::auth` only parse and
+//! call these.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::mailer::Mail;
+use super::oidc::{IdentityClaims, OidcError, OidcVerifier};
+use super::{password, tokens, AuthError, Identity};
+use crate::plugins::{Principal, Role};
+use crate::store::sessions::{NewSession, Rotation};
+use crate::store::users::{NewUser, ProfileUpdate, User};
+use crate::store::StoreError;
+
+/// Passwords longer than this are refused: argon2 over megabytes would be a cheap DoS.
+const MAX_PASSWORD_BYTES: usize = 1024;
+const RESET_PREFIX: &str = "reset-password:";
+
+/// A login's tokens, as every seed's login answers (a superset of their shapes).
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user: PublicUser,
+}
+
+/// A user as the API shows them. The name goes out under each seed's field name.
+#[derive(Debug, Serialize)]
+pub struct PublicUser {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub full_name: String,
+    pub display_name: String,
+    pub image: Option<String>,
+    pub role: &'static str,
+    pub email_verified: bool,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+impl From<User> for PublicUser {
+    fn from(user: User) -> Self {
+        PublicUser {
+            role: Role::from_db(user.role.as_deref()).as_str(),
+            full_name: user.name.clone(),
+            display_name: user.name.clone(),
+            name: user.name,
+            id: user.id,
+            email: user.email,
+            username: user.username,
+            image: user.image,
+            email_verified: user.email_verified,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub username: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Where a request came from, kept with the session (as better-auth does).
+#[derive(Default, Clone)]
+pub struct ClientInfo {
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub fn normalize_email(email: &str) -> Result<String, AuthError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(AuthError::Invalid(
+            "email",
+            "is not a valid email address".into(),
+        ))
+    }
+}
+
+pub fn normalize_username(username: &str) -> Result<String, AuthError> {
+    let username = username.trim().to_lowercase();
+    let valid = (3..=32).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !username.contains('@');
+    if valid {
+        Ok(username)
+    } else {
+        Err(AuthError::Invalid(
+            "username",
+            "must be 3 to 32 letters, digits, '_', '.' or '-'".into(),
+        ))
+    }
+}
+
+impl Identity {
+    fn check_new_password(&self, password: &str) -> Result<(), AuthError> {
+        if password.chars().count() < self.config.min_password_length {
+            return Err(AuthError::Invalid(
+                "password",
+                format!(
+                    "must be at least {} characters",
+                    self.config.min_password_length
+                ),
+            ));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::Invalid(
+                "password",
+                format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a user with a password. `role` is "admin" only from the CLI.
+    pub async fn create_user(
+        &self,
+        registration: Registration,
+        role: Role,
+    ) -> Result<User, AuthError> {
+        let email = normalize_email(&registration.email)?;
+        let username = registration
+            .username
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(normalize_username)
+            .transpose()?;
+        self.check_new_password(&registration.password)?;
+        let name = registration
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .or_else(|| username.clone())
+            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+        if name.chars().count() > 200 {
+            return Err(AuthError::Invalid(
+                "name",
+                "must be at most 200 characters".into(),
+            ));
+        }
+        let hash = password::hash(registration.password).await?;
+        let new = NewUser {
+            email: &email,
+            username: username.as_deref(),
+            name: &name,
+            role: role.as_str(),
+            email_verified: false,
+            image: None,
+        };
+        match self.store.create_user(&new, Some(&hash), None).await {
+            Ok(user) => Ok(user),
+            Err(StoreError::Conflict) => Err(AuthError::Conflict(
+                "An account with this email or username already exists.",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn register(
+        &self,
+        registration: Registration,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        if !self.config.allow_registration {
+            return Err(AuthError::Forbidden("Registration is closed."));
+        }
+        let user = self.create_user(registration, Role::User).await?;
+        self.start_session(user, client).await
+    }
+
+    /// Password login by email or username. Throttled per account and per client address;
+    /// the same error and (thanks to the dummy hash) the same time for a wrong password and an
+    /// unknown account.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let login = login.trim().to_lowercase();
+        if login.is_empty() {
+            return Err(AuthError::Invalid("email", "is required".into()));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let account_key = format!("login:{login}");
+        let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
+        self.throttle
+            .check(&account_key)
+            .map_err(AuthError::Throttled)?;
+        if let Some(key) = &address_key {
+            self.address_throttle
+                .check(key)
+                .map_err(AuthError::Throttled)?;
+        }
+        let found = self.store.user_for_login(&login).await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, None),
+        };
+        let ok = password::verify(password, hash).await;
+        match user {
+            Some(user) if ok && !user.is_banned() => {
+                self.throttle.record_success(&account_key);
+                self.start_session(user, client).await
+            }
+            _ => {
+                self.throttle.record_failure(&account_key);
+                if let Some(key) = &address_key {
+                    self.address_throttle.record_failure(key);
+                }
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// A new session with its first access and refresh tokens.
+    pub async fn start_session(
+        &self,
+        user: User,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let refresh_ttl = chrono::Duration::from_std(self.config.refresh_ttl)
+            .map_err(|e| AuthError::Internal(e.into()))?;
+        let expires_at = crate::store::now() + refresh_ttl;
+        let placeholder = tokens::token_hash(&tokens::opaque_token(""));
+        let session_id = self
+            .store
+            .create_session(&NewSession {
+                user_id: &user.id,
+                token_hash: &placeholder,
+                expires_at,
+                ip_address: client.address.as_deref(),
+                user_agent: client.user_agent.as_deref(),
+            })
+            .await?;
+        let refresh = tokens::opaque_token("rt_");
+        self.store
+            .add_refresh_token(
+                &session_id,
+                &user.id,
+                &tokens::token_hash(&refresh),
+                expires_at,
+            )
+            .await?;
+        self.token_pair(user, &session_id, refresh)
+    }
+
+    fn token_pair(
+        &self,
+        user: User,
+        session_id: &str,
+        refresh: String,
+    ) -> Result<TokenPair, AuthError> {
+        let role = Role::from_db(user.role.as_deref());
+        let access = self.jwt.issue(&user.id, session_id, role.as_str())?;
+        Ok(TokenPair {
+            access_token: access,
+            token_type: "bearer",
+            expires_in: self.jwt.ttl().as_secs(),
+            refresh_token: refresh,
+            user: user.into(),
+        })
+    }
+
+    /// Swaps a refresh token for a new pair. A token already swapped once ends its session.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let next = tokens::opaque_token("rt_");
+        let ttl = chrono::Duration::from_std(self.config.refresh_ttl)
+            .map_err(|e| AuthError::Internal(e.into()))?;
+        let rotation = self
+            .store
+            .rotate_refresh_token(
+                &tokens::token_hash(refresh_token.trim()),
+                &tokens::token_hash(&next),
+                crate::store::now() + ttl,
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated { owner } if !owner.user.is_banned() => {
+                let session_id = owner.session_id.clone();
+                self.token_pair(owner.user, &session_id, next)
+            }
+            Rotation::Rotated { .. } | Rotation::Invalid => Err(AuthError::InvalidToken),
+            Rotation::Reused { session_id } => {
+                tracing::warn!(session = %session_id, "a used refresh token was presented again; the session is ended");
+                self.forget_sessions(std::slice::from_ref(&session_id));
+                Err(AuthError::InvalidToken)
+            }
+        }
+    }
+
+    /// Ends the caller's session (from its access token), or the session of a refresh token.
+    pub async fn logout(
+        &self,
+        principal: Option<&Principal>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let target = match (principal, refresh_token) {
+            (Some(p), _) if p.session_id.is_some() => p
+                .session_id
+                .as_deref()
+                .map(|s| (s.to_string(), p.id.to_string())),
+            (_, Some(token)) => {
+                self.store
+                    .session_of_refresh_token(&tokens::token_hash(token.trim()))
+                    .await?
+            }
+            _ => None,
+        };
+        let Some((session_id, user_id)) = target else {
+            return Err(AuthError::InvalidToken);
+        };
+        self.store.delete_session(&session_id, &user_id).await?;
+        self.forget_sessions(&[session_id]);
+        Ok(())
+    }
+
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: String,
+        new: String,
+    ) -> Result<(), AuthError> {
+        let user_id = principal
+            .user_id()
+            .ok_or(AuthError::Forbidden("The master key has no password."))?;
+        let key = format!("password:{user_id}");
+        self.throttle.check(&key).map_err(AuthError::Throttled)?;
+        let hash = self.store.password_hash(user_id).await?;
+        if !password::verify(current, hash).await {
+            self.throttle.record_failure(&key);
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.throttle.record_success(&key);
+        self.check_new_password(&new)?;
+        let hash = password::hash(new).await?;
+        self.store.set_password(user_id, &hash).await?;
+        // Every other session ends; the one changing the password stays signed in.
+        let ended = self
+            .store
+            .delete_user_sessions(user_id, principal.session_id.as_deref())
+            .await?;
+        self.forget_sessions(&ended);
+        Ok(())
+    }
+
+    /// Mails a reset link when the email has an account. The caller answers the same either
+    /// way, and the mail goes out on its own task so the answer takes as long either way too.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), AuthError> {
+        let email = normalize_email(email)?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Ok(());
+        };
+        let token = tokens::opaque_token("");
+        let ttl = chrono::Duration::from_std(self.config.password_reset_ttl)
+            .map_err(|e| AuthError::Internal(e.into()))?;
+        self.store
+            .create_verification(
+                &format!("{RESET_PREFIX}{}", tokens::token_hash(&token)),
+                &user.id,
+                crate::store::now() + ttl,
+            )
+            .await?;
+        let link = match &self.config.reset_url {
+            Some(url) => url.replace("{token}", &token),
+            None => token.clone(),
+        };
+        let minutes = self.config.password_reset_ttl.as_secs() / 60;
+        let mail = Mail {
+            to: user.email,
+            subject: "Reset your password".into(),
+            body: format!(
+                "Someone asked to reset the password of this account.\r\n\r\nReset it with: {link}\r\n\r\nThis expires in {minutes} minutes. If it was not you, ignore this mail.\r\n"
+            ),
+        };
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(mail).await {
+                tracing::error!(error = %format!("{e:#}"), "sending a password reset mail failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token (once) and ends every session of the user.
+    pub async fn reset_password(&self, token: &str, new: String) -> Result<(), AuthError> {
+        self.check_new_password(&new)?;
+        let identifier = format!("{RESET_PREFIX}{}", tokens::token_hash(token.trim()));
+        let user_id = self
+            .store
+            .take_verification(&identifier)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let hash = password::hash(new).await?;
+        self.store.set_password(&user_id, &hash).await?;
+        let ended = self.store.delete_user_sessions(&user_id, None).await?;
+        self.forget_sessions(&ended);
+        Ok(())
+    }
+
+    pub async fn update_profile(
+        &self,
+        user_id: &str,
+        update: ProfileUpdate<'_>,
+    ) -> Result<User, AuthError> {
+        if let Some(name) = update.name {
+            if name.trim().is_empty() || name.chars().count() > 200 {
+                return Err(AuthError::Invalid(
+                    "name",
+                    "must be 1 to 200 characters".into(),
+                ));
+            }
+        }
+        let username = match update.username {
+            Some(Some(u)) => Some(Some(normalize_username(u)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let update = ProfileUpdate {
+            name: update.name.map(str::trim),
+            username: username.as_ref().map(|u| u.as_deref()),
+            image: update.image,
+        };
+        match self.store.update_profile(user_id, &update).await {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(AuthError::NotFound),
+            Err(StoreError::Conflict) => Err(AuthError::Conflict("This username is taken.")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a user with all their data, and forgets their cached sessions and keys.
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
+        let sessions = self.store.session_ids_of_user(user_id).await?;
+        let keys = self.store.api_key_hashes_of_user(user_id).await?;
+        if !self.store.delete_user(user_id).await? {
+            return Err(AuthError::NotFound);
+        }
+        self.forget_sessions(&sessions);
+        for hash in keys {
+            self.forget_key(&hash);
+        }
+        Ok(())
+    }
+
+    /// Google or Apple sign-in: verify the ID token, then find the linked user, or link the
+    /// account to the user with the same verified email, or create a user.
+    pub async fn sign_in_with(
+        &self,
+        provider: &'static str,
+        id_token: &str,
+        name: Option<String>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let verifier: &OidcVerifier = match provider {
+            "google" => self.google.as_ref(),
+            _ => self.apple.as_ref(),
+        }
+        .ok_or(AuthError::Forbidden(
+            "This sign-in provider is not configured.",
+        ))?;
+        let claims = verifier.verify(id_token).await.map_err(|e| match e {
+            OidcError::Invalid(reason) => {
+                tracing::info!(provider, reason = %reason, "ID token refused");
+                AuthError::InvalidToken
+            }
+            OidcError::Unavailable(reason) => AuthError::Unavailable(format!(
+                "{provider} sign-in is unavailable right now: {reason}"
+            )),
+            OidcError::NotConfigured => {
+                AuthError::Forbidden("This sign-in provider is not configured.")
+            }
+        })?;
+        let user = self.user_for_provider(provider, &claims, name).await?;
+        if user.is_banned() {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.start_session(user, client).await
+    }
+
+    async fn user_for_provider(
+        &self,
+        provider: &'static str,
+        claims: &IdentityClaims,
+        name: Option<String>,
+    ) -> Result<User, AuthError> {
+        if let Some(user) = self
+            .store
+            .user_by_provider_account(provider, &claims.subject)
+            .await?
+        {
+            return Ok(user);
+        }
+        let email = claims
+            .email
+            .as_deref()
+            .ok_or(AuthError::Invalid("id_token", "carries no email".into()))
+            .and_then(normalize_email)?;
+        if let Some(user) = self.store.user_by_email(&email).await? {
+            // Linking by email is safe only when the provider vouches for the address.
+            if !claims.email_verified {
+                return Err(AuthError::Conflict(
+                    "An account with this email exists; sign in with its password first.",
+                ));
+            }
+            match self
+                .store
+                .link_provider_account(&user.id, provider, &claims.subject)
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict) => return Ok(user),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let name = name
+            .or_else(|| claims.name.clone())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+        let new = NewUser {
+            email: &email,
+            username: None,
+            name: name.trim(),
+            role: Role::User.as_str(),
+            email_verified: claims.email_verified,
+            image: claims.picture.as_deref(),
+        };
+        match self
+            .store
+            .create_user(&new, None, Some((provider, &claims.subject)))
+            .await
+        {
+            Ok(user) => Ok(user),
+            // Two first sign-ins at once: the other one created the user.
+            Err(StoreError::Conflict) => self
+                .store
+                .user_by_provider_account(provider, &claims.subject)
+                .await?
+                .ok_or(AuthError::Conflict(
+                    "An account with this email already exists.",
+                )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Seconds for a Retry-After header.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs().max(1)
+}

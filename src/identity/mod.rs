@@ -1,0 +1,249 @@
+//! Identity: who a caller is. Every credential (the master key, an API key, a JWT access token,
+//! a better-auth session token or cookie) resolves to one [`Principal`].
+//!
+//! Resolving must not cost a database round trip per request: API keys, sessions and
+//! better-auth tokens are cached (moka) for `principal_cache_ttl`, and the cache entry is
+//! dropped at once on logout, revocation, password change or user deletion on this replica
+//! (other replicas see it within the TTL).
+
+pub mod accounts;
+pub mod api_keys;
+pub mod better_auth;
+pub mod error;
+pub mod mailer;
+pub mod oidc;
+pub mod password;
+pub mod throttle;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+use moka::sync::Cache;
+use subtle::ConstantTimeEq;
+
+pub use error::AuthError;
+
+use crate::config::{Config, IdentityConfig, Secret};
+use crate::plugins::{Principal, PrincipalKind, Role};
+use crate::store::sessions::SessionOwner;
+use crate::store::Store;
+use better_auth::CookieVerifier;
+use mailer::Mailer;
+use oidc::{OidcProvider, OidcVerifier};
+use throttle::LoginThrottle;
+use tokens::JwtKeys;
+
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+/// API keys look like `sk-...`; the master key may too, and is checked first.
+pub const API_KEY_PREFIX: &str = "sk-";
+
+/// A resolved credential, or the knowledge that it resolves to nothing.
+#[derive(Clone)]
+struct Cached {
+    principal: Option<Principal>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Cached {
+    fn live(&self) -> Option<Principal> {
+        match self.expires_at {
+            Some(at) if at <= Utc::now() => None,
+            _ => self.principal.clone(),
+        }
+    }
+}
+
+pub struct Identity {
+    pub store: Store,
+    pub config: IdentityConfig,
+    master_keys: Vec<Secret>,
+    pub(crate) jwt: JwtKeys,
+    pub(crate) throttle: LoginThrottle,
+    /// Per client address: a looser limit, against one machine guessing many accounts.
+    pub(crate) address_throttle: LoginThrottle,
+    pub(crate) mailer: Arc<Mailer>,
+    pub(crate) google: Option<OidcVerifier>,
+    pub(crate) apple: Option<OidcVerifier>,
+    cookies: Option<CookieVerifier>,
+    keys: Cache<String, Cached>,
+    sessions: Cache<String, Cached>,
+    session_tokens: Cache<String, Cached>,
+}
+
+impl Identity {
+    /// `jwt_secret` is used when the config names none (the binary keeps one under `data_dir`).
+    pub fn new(config: &Config, store: Store, jwt_secret: &Secret) -> anyhow::Result<Identity> {
+        let identity = &config.identity;
+        let secret = identity.jwt.secret.as_ref().unwrap_or(jwt_secret);
+        let cache = || {
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(identity.principal_cache_ttl)
+                .build()
+        };
+        Ok(Identity {
+            store,
+            master_keys: config.auth.master_keys.clone(),
+            jwt: JwtKeys::new(&identity.jwt, secret)?,
+            throttle: LoginThrottle::new(identity.login_max_failures, identity.login_lockout),
+            address_throttle: LoginThrottle::new(
+                identity.login_max_failures.saturating_mul(4),
+                identity.login_lockout,
+            ),
+            mailer: Arc::new(Mailer::new(identity.smtp.clone())?),
+            google: identity.google.as_ref().map(|g| {
+                OidcVerifier::new(OidcProvider::google(
+                    g.client_ids.clone(),
+                    g.jwks_url.clone(),
+                ))
+            }),
+            apple: identity.apple.as_ref().map(|a| {
+                OidcVerifier::new(OidcProvider::apple(
+                    a.client_ids.clone(),
+                    a.jwks_url.clone(),
+                ))
+            }),
+            cookies: identity
+                .better_auth
+                .as_ref()
+                .map(|b| CookieVerifier::new(b.secret.clone(), &b.cookie_prefix)),
+            keys: cache(),
+            sessions: cache(),
+            session_tokens: cache(),
+            config: identity.clone(),
+        })
+    }
+
+    /// Who sent these headers. Tries, in order: the bearer token (master key, API key, access
+    /// token, then a better-auth session token), `X-Session-Token`, the better-auth cookie.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        if let Some(token) = crate::plugins::auth::bearer_token(headers) {
+            if self.is_master_key(token) {
+                return Ok(Principal::master());
+            }
+            if token.starts_with(API_KEY_PREFIX) {
+                return self.api_key(token).await;
+            }
+            if tokens::looks_like_jwt(token) {
+                return self.access_token(token).await;
+            }
+            return self.session_token(token).await;
+        }
+        if let Some(token) = headers
+            .get(SESSION_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            return self.session_token(token).await;
+        }
+        if let Some(token) = self
+            .cookies
+            .as_ref()
+            .and_then(|c| c.token_from_headers(headers))
+        {
+            return self.session_token(&token).await;
+        }
+        Err(AuthError::Unauthenticated)
+    }
+
+    /// Every key compared in constant time, and all of them, so timing tells nothing.
+    fn is_master_key(&self, token: &str) -> bool {
+        let mut matched = subtle::Choice::from(0u8);
+        for key in &self.master_keys {
+            matched |= key.expose().as_bytes().ct_eq(token.as_bytes());
+        }
+        bool::from(matched)
+    }
+
+    async fn api_key(&self, token: &str) -> Result<Principal, AuthError> {
+        let hash = tokens::token_hash(token);
+        if let Some(cached) = self.keys.get(&hash) {
+            return cached.live().ok_or(AuthError::InvalidToken);
+        }
+        let cached = match self.store.api_key_by_hash(&hash).await? {
+            Some(owner) if owner.banned != Some(true) => Cached {
+                principal: Some(Principal {
+                    id: Arc::from(owner.key.user_id.as_str()),
+                    kind: PrincipalKind::ApiKey,
+                    role: Role::from_db(owner.role.as_deref()),
+                    key_id: Some(Arc::from(owner.key.id.as_str())),
+                    session_id: None,
+                    allowed_models: owner.key.models().map(Arc::from),
+                }),
+                expires_at: owner.key.expires_at,
+            },
+            _ => Cached {
+                principal: None,
+                expires_at: None,
+            },
+        };
+        self.keys.insert(hash, cached.clone());
+        cached.live().ok_or(AuthError::InvalidToken)
+    }
+
+    async fn access_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.jwt.verify(token).ok_or(AuthError::InvalidToken)?;
+        let principal = match self.sessions.get(&claims.sid) {
+            Some(cached) => cached.live(),
+            None => {
+                let owner = self.store.session_owner(&claims.sid).await?;
+                let cached = owner_entry(owner, PrincipalKind::AccessToken);
+                self.sessions.insert(claims.sid.clone(), cached.clone());
+                cached.live()
+            }
+        };
+        principal
+            .filter(|p| *p.id == *claims.sub)
+            .ok_or(AuthError::InvalidToken)
+    }
+
+    async fn session_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let hash = tokens::token_hash(token);
+        if let Some(cached) = self.session_tokens.get(&hash) {
+            return cached.live().ok_or(AuthError::InvalidToken);
+        }
+        let owner = self.store.session_owner_by_token(token).await?;
+        let cached = owner_entry(owner, PrincipalKind::SessionToken);
+        self.session_tokens.insert(hash, cached.clone());
+        cached.live().ok_or(AuthError::InvalidToken)
+    }
+
+    /// Forget cached sessions (logout, password change, user deletion).
+    pub(crate) fn forget_sessions(&self, session_ids: &[String]) {
+        for id in session_ids {
+            self.sessions.invalidate(id);
+        }
+        // better-auth tokens are keyed by token, not session id: drop them all; they are
+        // re-read on next use.
+        if !session_ids.is_empty() {
+            self.session_tokens.invalidate_all();
+        }
+    }
+
+    pub(crate) fn forget_key(&self, key_hash: &str) {
+        self.keys.invalidate(key_hash);
+    }
+}
+
+fn owner_entry(owner: Option<SessionOwner>, kind: PrincipalKind) -> Cached {
+    match owner {
+        Some(owner) if !owner.user.is_banned() => Cached {
+            principal: Some(Principal {
+                id: Arc::from(owner.user.id.as_str()),
+                kind,
+                role: Role::from_db(owner.user.role.as_deref()),
+                key_id: None,
+                session_id: Some(Arc::from(owner.session_id.as_str())),
+                allowed_models: None,
+            }),
+            expires_at: Some(owner.expires_at),
+        },
+        _ => Cached {
+            principal: None,
+            expires_at: None,
+        },
+    }
+}
