@@ -7,6 +7,10 @@ use gateway::config::Config;
 use gateway::mock::MockServer;
 use gateway::GatewayHandle;
 
+pub mod db;
+pub mod jwks;
+pub mod smtp;
+
 pub const KEY: &str = "test-master-key";
 pub const JWT_SECRET: &str = "test-jwt-secret-at-least-32-bytes-long";
 /// The request limit the test gateways run with, small so 413s are cheap to provoke.
@@ -25,6 +29,11 @@ pub async fn closed_port() -> u16 {
 }
 
 pub async fn config_text(mock_url: &str, extra: &str) -> String {
+    config_text_on(mock_url, "sqlite::memory:", extra).await
+}
+
+/// The test config on the database at `db_url`.
+pub async fn config_text_on(mock_url: &str, db_url: &str, extra: &str) -> String {
     let down = closed_port().await;
     format!(
         r#"
@@ -39,7 +48,7 @@ master_keys = ["{KEY}"]
 jwt_secret = "{JWT_SECRET}"
 
 [database]
-url = "sqlite::memory:"
+url = "{db_url}"
 
 [routing]
 retry_backoff_ms = 5
@@ -214,10 +223,15 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(extra: &str) -> Harness {
+    start_on("sqlite::memory:", extra).await
+}
+
+/// A gateway on the database at `db_url` (see [`db::databases`]).
+pub async fn start_on(db_url: &str, extra: &str) -> Harness {
     let mock = MockServer::start().await.expect("mock starts");
     // Extra tables may point more providers at the mock under other paths.
     let extra = extra.replace("{MOCK_ADDR}", &mock.addr.to_string());
-    let text = config_text(&mock.base_url(), &extra).await;
+    let text = config_text_on(&mock.base_url(), db_url, &extra).await;
     let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
     let gateway = gateway::spawn(config).await.expect("gateway starts");
     let client = reqwest::Client::builder()
