@@ -50,11 +50,19 @@ BODY='{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello in one
 DIRECT="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
 GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
 
-# run NAME URL oha-args... -> one JSON line in $WORK/results.jsonl
+# A user with an API key and an access token, to compare with the master key (no database).
+API="http://127.0.0.1:$GW_PORT/api/v1"
+ACCESS=$(curl -sf "$API/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password 1"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+API_KEY=$(curl -sf "$API/keys" -H "authorization: Bearer $ACCESS" -H 'content-type: application/json' \
+  -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+# run NAME URL oha-args... -> one JSON line in $WORK/results.jsonl (credential: $CRED or $KEY)
 run() {
   local name=$1 url=$2; shift 2
   oha --no-tui --output-format json "$@" -m POST -H 'content-type: application/json' \
-    -H "authorization: Bearer $KEY" -d "$BODY" "$url" >"$WORK/out.json"
+    -H "authorization: Bearer ${CRED:-$KEY}" -d "$BODY" "$url" >"$WORK/out.json"
   python3 - "$name" "$WORK/out.json" >>"$WORK/results.jsonl" <<'PY'
 import json, sys
 name, path = sys.argv[1], sys.argv[2]
@@ -80,6 +88,16 @@ for target in direct gateway; do
   run "$target 5000rps" "$url" -z "$DURATION" -w -c 64 -q 5000 --latency-correction
 done
 
+# The same gateway, authenticated by a database-backed credential (resolved once, then cached).
+for cred in apikey access; do
+  CRED=$API_KEY; [ "$cred" = access ] && CRED=$ACCESS
+  export CRED
+  run "$cred c=64" "$GATEWAY" -z "$DURATION" -w -c 64
+  run "$cred c=1" "$GATEWAY" -z "$DURATION" -w -c 1
+  run "$cred 5000rps" "$GATEWAY" -z "$DURATION" -w -c 64 -q 5000 --latency-correction
+done
+unset CRED
+
 RSS_START=$(rss_mb)
 if [ "$MEM_REQUESTS" -gt 0 ]; then
   oha --no-tui --output-format quiet -n "$MEM_REQUESTS" -c 64 -m POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" -d "$BODY" "$GATEWAY" >/dev/null
@@ -99,6 +117,15 @@ for load in ["c=64", "c=1", "5000rps"]:
     print(f"| {load} | {d['rps']:.0f} | {g['rps']:.0f} | {g['rps']/d['rps']:.2f} | "
           f"{d['p50']:.3f} / {d['p99']:.3f} | {g['p50']:.3f} / {g['p99']:.3f} | "
           f"{g['p50']-d['p50']:.3f} / {g['p99']-d['p99']:.3f} | {bad} |")
+print()
+print("| load | credential | rps | p50 / p99 ms | vs master key p50 / p99 ms | non-2xx |")
+print("| --- | --- | --- | --- | --- | --- |")
+for load in ["c=64", "c=1", "5000rps"]:
+    m = rows[f"gateway {load}"]
+    for cred, label in [("gateway", "master key"), ("apikey", "API key"), ("access", "access token (JWT)")]:
+        r = rows[f"{cred} {load}"]
+        print(f"| {load} | {label} | {r['rps']:.0f} | {r['p50']:.3f} / {r['p99']:.3f} | "
+              f"{r['p50']-m['p50']:+.3f} / {r['p99']-m['p99']:+.3f} | {r['total'] - r['ok']} |")
 PY
 echo
 if [ "$MEM_REQUESTS" -gt 0 ]; then

@@ -126,7 +126,9 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_state(
+/// Serves an already built gateway (the binary builds first, so it logs "listening" only once
+/// the database is migrated and the gateway can answer).
+pub async fn serve_state(
     state: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,

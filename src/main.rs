@@ -216,13 +216,15 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives just after "listening" must drain, not kill.
         let shutdown = shutdown_signal();
+        let state = gateway::build_state(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
         tracing::info!(
             listen = %listener.local_addr()?,
             version = gateway::app::VERSION,
             "gateway listening"
         );
-        gateway::run(config, listener, shutdown).await
+        gateway::serve_state(state, listener, shutdown, config.server.drain_timeout).await;
+        Ok(())
     })
 }
 

@@ -1,6 +1,9 @@
-//! The `gateway` binary's `check-config`.
+//! The `gateway` binary: `check-config`, `serve`, `migrate` and `user create`.
 
-use std::process::Command;
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -77,7 +80,6 @@ fn unknown_keys_and_bad_toml_are_rejected() {
 #[test]
 fn serve_generates_a_key_logs_json_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");
@@ -119,14 +121,16 @@ fn serve_generates_a_key_logs_json_and_stops_on_sigterm() {
 
     let key = std::fs::read_to_string(data.join("master_key")).unwrap();
     #[cfg(unix)]
-    {
+    for secret in ["master_key", "jwt_secret"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("master_key"))
+        let mode = std::fs::metadata(data.join(secret))
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
     }
+    // The embedded default: a SQLite file under the data directory, migrated at start.
+    assert!(data.join("gateway.db").exists());
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -150,4 +154,123 @@ fn serve_generates_a_key_logs_json_and_stops_on_sigterm() {
         rest.iter().any(|l| l.contains("shutdown signal received")),
         "{rest:?}"
     );
+}
+
+/// Runs the binary on a config naming `db_url`, with `stdin` fed in; (success, stdout+stderr).
+fn gateway_cmd(config: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("GATEWAY_USER_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn config_on(dir: &std::path::Path, db_url: &str) -> std::path::PathBuf {
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[auth]\nmaster_keys = [\"{}\"]\njwt_secret = \"{}\"\n[database]\nurl = \"{db_url}\"\n",
+            dir.join("data").display(),
+            common::KEY,
+            common::JWT_SECRET,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `gateway migrate status|up|down` on each engine, then `gateway user create --admin`, whose
+/// user then signs in to a running gateway and reaches the admin endpoints.
+#[tokio::test]
+async fn migrate_and_create_the_first_admin() {
+    for (engine, url) in common::db::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if engine == "sqlite" {
+            format!("sqlite://{}", dir.path().join("gw.db").display())
+        } else {
+            url
+        };
+        let config = config_on(dir.path(), &url);
+
+        let (ok, out) = gateway_cmd(&config, &["migrate", "status"], "");
+        assert!(ok, "{engine}: {out}");
+        assert_eq!(out.matches("pending").count(), 2, "{engine}: {out}");
+        let (ok, out) = gateway_cmd(&config, &["migrate", "up"], "");
+        assert!(
+            ok && out.contains("applied 2 migration(s)"),
+            "{engine}: {out}"
+        );
+        let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
+        assert_eq!(out.matches("applied").count(), 2, "{engine}: {out}");
+        let (ok, out) = gateway_cmd(&config, &["migrate", "down"], "");
+        assert!(ok && out.contains("reverted 2"), "{engine}: {out}");
+        let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
+        assert!(
+            out.contains("1  applied") && out.contains("2  pending"),
+            "{engine}: {out}"
+        );
+
+        // `user create` applies what is pending itself.
+        let args = [
+            "user",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--admin",
+            "--password-stdin",
+        ];
+        let (ok, out) = gateway_cmd(&config, &args, "first admin password\n");
+        assert!(
+            ok && out.contains("created admin user root@example.com"),
+            "{engine}: {out}"
+        );
+        let (ok, out) = gateway_cmd(&config, &args, "first admin password\n");
+        assert!(!ok && out.contains("already exists"), "{engine}: {out}");
+        let (ok, out) = gateway_cmd(&config, &args[..5], "");
+        assert!(!ok && out.contains("--password-stdin"), "{engine}: {out}");
+
+        let loaded = gateway::config::Config::load(&config).unwrap();
+        let gw = gateway::spawn(loaded).await.unwrap();
+        let client = reqwest::Client::new();
+        let login: serde_json::Value = client
+            .post(format!("{}/api/v1/auth/login", gw.url()))
+            .json(&serde_json::json!({"email": "root@example.com", "password": "first admin password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(login["user"]["role"], "admin", "{engine}: {login}");
+        let users = client
+            .get(format!("{}/api/v1/admin/users", gw.url()))
+            .bearer_auth(login["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(users.status(), 200, "{engine}");
+        let users: serde_json::Value = users.json().await.unwrap();
+        assert_eq!(users["total"], 1, "{engine}: {users}");
+        gw.shutdown().await.unwrap();
+    }
 }
