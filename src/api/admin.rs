@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::json;
 
 use super::error::ApiResult;
-use super::extract::{page, AdminCaller, PageQuery};
+use super::extract::{page, AdminCaller, PageQuery, QueryParams};
 use crate::app::AppState;
 use crate::identity::accounts::PublicUser;
 use crate::identity::AuthError;
@@ -17,7 +17,7 @@ type Shared = State<Arc<AppState>>;
 pub async fn list_users(
     State(state): Shared,
     _admin: AdminCaller,
-    Query(query): Query<PageQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
     let (users, total) = state
@@ -33,7 +33,7 @@ pub async fn list_users(
 pub async fn list_sessions(
     State(state): Shared,
     _admin: AdminCaller,
-    Query(query): Query<PageQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
     let (sessions, total) = state

@@ -163,6 +163,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     }
 }
 
+/// A query string, with a malformed one answered in the REST error shape (422).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::invalid(None, e.body_text()))
+    }
+}
+
 /// `?limit=&offset=` on every list, bounded so no page is unbounded.
 #[derive(Debug, serde::Deserialize)]
 pub struct PageQuery {

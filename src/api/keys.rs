@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{page, Caller, JsonBody, PageQuery};
+use super::extract::{page, Caller, JsonBody, PageQuery, QueryParams};
 use crate::app::AppState;
 use crate::identity::api_keys::KeyRequest;
 use crate::identity::AuthError;
@@ -95,20 +95,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// The page fields are spelled out: `#[serde(flatten)]` would hand them to the query-string
+/// deserializer as strings, and `?limit=10` would be refused.
 #[derive(Deserialize)]
 pub struct ListQuery {
     user_id: Option<String>,
-    #[serde(flatten)]
-    page: PageQuery,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 pub async fn list(
     State(state): Shared,
     Caller(principal): Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let user_id = owner(&principal, query.user_id)?;
-    let bounds = query.page.bounds();
+    let bounds = PageQuery {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .bounds();
     let (keys, total) = state
         .identity
         .list_api_keys(&user_id, bounds.0, bounds.1)
@@ -125,7 +131,7 @@ pub async fn revoke(
     State(state): Shared,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    Query(query): Query<OwnerQuery>,
+    QueryParams(query): QueryParams<OwnerQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let user_id = owner(&principal, query.user_id)?;
     state.identity.revoke_api_key(&user_id, &id).await?;
