@@ -107,6 +107,7 @@ impl Store {
     ) -> StoreResult<Rotation> {
         let at = now();
         let find = r#"SELECT session_id, expires_at FROM refresh_token WHERE token_hash = $1"#;
+        let find_session = r#"SELECT session_id FROM refresh_token WHERE token_hash = $1"#;
         let mark =
             r#"UPDATE refresh_token SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL"#;
         let owner = format!(
@@ -114,10 +115,25 @@ impl Store {
         );
         let insert = r#"INSERT INTO refresh_token (id, session_id, user_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)"#;
         let kill = r#"DELETE FROM "session" WHERE "id" = $1"#;
+        let lock = r#"UPDATE "session" SET "updatedAt" = $2 WHERE "id" = $1"#;
         with_pool!(self, pool => {
+            // A token never changes session: which family it is can be read before the
+            // transaction.
+            let family: Option<String> = sqlx::query_scalar(find_session)
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?;
+            let Some(family) = family else {
+                return Ok(Rotation::Invalid);
+            };
             let mut tx = pool.begin().await?;
-            // Write first: SQLite then takes its write lock at once instead of upgrading a read
-            // lock, which concurrent writers can refuse.
+            // Lock the session before the token, the order deleting a session takes (the row,
+            // then its tokens by cascade). Locking the token first deadlocks on PostgreSQL: a
+            // rotation that lost the race keeps its lock on the token while it waits to delete
+            // the session, whose deleter waits for that token. Write first, too: SQLite then
+            // takes its write lock at once instead of upgrading a read lock, which concurrent
+            // writers can refuse.
+            sqlx::query(lock).bind(&family).bind(at).execute(&mut *tx).await?;
             let marked = sqlx::query(mark)
                 .bind(token_hash)
                 .bind(at)
