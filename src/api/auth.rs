@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::StatusCode;
@@ -302,26 +302,21 @@ pub struct ProviderBody {
     name: Option<String>,
 }
 
-pub async fn google(
+/// `POST .../oauth/{provider}`: `google` or `apple`.
+pub async fn sign_in_with(
     State(state): Shared,
+    Path(provider): Path<String>,
     client: ClientInfo,
     JsonBody(body): JsonBody<ProviderBody>,
 ) -> ApiResult<Response> {
+    let provider = match provider.as_str() {
+        "google" => "google",
+        "apple" => "apple",
+        _ => return Err(AuthError::NotFound.into()),
+    };
     let pair = state
         .identity
-        .sign_in_with("google", &body.id_token, body.name, &client)
-        .await?;
-    Ok(Json(pair).into_response())
-}
-
-pub async fn apple(
-    State(state): Shared,
-    client: ClientInfo,
-    JsonBody(body): JsonBody<ProviderBody>,
-) -> ApiResult<Response> {
-    let pair = state
-        .identity
-        .sign_in_with("apple", &body.id_token, body.name, &client)
+        .sign_in_with(provider, &body.id_token, body.name, &client)
         .await?;
     Ok(Json(pair).into_response())
 }

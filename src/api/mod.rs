@@ -41,8 +41,10 @@ pub fn router() -> Router<Arc<AppState>> {
                 &format!("{base}/reset-password/confirm"),
                 post(auth::reset_password_confirm),
             )
-            .route(&format!("{base}/oauth/google"), post(auth::google))
-            .route(&format!("{base}/oauth/apple"), post(auth::apple))
+            .route(
+                &format!("{base}/oauth/{{provider}}"),
+                post(auth::sign_in_with),
+            )
             .route(&format!("{base}/health"), get(auth::health));
     }
     router
