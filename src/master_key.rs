@@ -26,24 +26,13 @@ pub fn ensure(config: &mut Config) -> anyhow::Result<MasterKeySource> {
         );
     }
     let path = config.server.data_dir.join("master_key");
-    if path.exists() {
-        let key = fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .trim()
-            .to_string();
-        if key.len() < 8 {
-            bail!(
-                "{} holds no usable key; delete it to make a new one",
-                path.display()
-            );
-        }
-        config.auth.master_keys.push(Secret::new(key));
-        return Ok(MasterKeySource::Stored(path));
-    }
-    let key = Secret::new(generate());
-    write_private(&path, key.expose())?;
+    let (key, generated) = stored_or_new(&path, 8, generate)?;
     config.auth.master_keys.push(key.clone());
-    Ok(MasterKeySource::Generated(path, key))
+    Ok(if generated {
+        MasterKeySource::Generated(path, key)
+    } else {
+        MasterKeySource::Stored(path)
+    })
 }
 
 /// The HS256 secret for access tokens when the config names none: made once, kept in
@@ -56,27 +45,39 @@ pub fn ensure_jwt_secret(config: &mut Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let path = config.server.data_dir.join("jwt_secret");
-    let secret = if path.exists() {
-        let secret = fs::read_to_string(&path)
+    let (secret, generated) = stored_or_new(&path, 32, || {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })?;
+    if generated {
+        tracing::info!("generated a JWT signing secret in {}", path.display());
+    }
+    config.identity.jwt.secret = Some(secret);
+    Ok(())
+}
+
+/// The secret kept at `path`, or a new one from `make`, written there (0600). True when new.
+fn stored_or_new(
+    path: &Path,
+    min_len: usize,
+    make: impl FnOnce() -> String,
+) -> anyhow::Result<(Secret, bool)> {
+    if path.exists() {
+        let value = fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?
             .trim()
             .to_string();
-        if secret.len() < 32 {
+        if value.len() < min_len {
             bail!(
                 "{} holds no usable secret; delete it to make a new one",
                 path.display()
             );
         }
-        secret
-    } else {
-        let bytes: [u8; 32] = rand::random();
-        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        write_private(&path, &secret)?;
-        tracing::info!("generated a JWT signing secret in {}", path.display());
-        secret
-    };
-    config.identity.jwt.secret = Some(Secret::new(secret));
-    Ok(())
+        return Ok((Secret::new(value), false));
+    }
+    let value = make();
+    write_private(path, &value)?;
+    Ok((Secret::new(value), true))
 }
 
 fn generate() -> String {
