@@ -212,7 +212,8 @@ pub async fn change_password(
     ))
 }
 
-/// One path does both steps: `{email}` asks for a mail, `{token, new_password}` sets it.
+/// Both steps, at `reset-password` and `reset-password/confirm` alike: `{email}` asks for a
+/// mail, `{token, new_password}` sets the password.
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub enum ResetBody {
@@ -251,26 +252,6 @@ pub async fn reset_password(
             )
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct ResetConfirmBody {
-    token: String,
-    #[serde(alias = "password")]
-    new_password: String,
-}
-
-pub async fn reset_password_confirm(
-    State(state): Shared,
-    JsonBody(body): JsonBody<ResetConfirmBody>,
-) -> ApiResult<Json<serde_json::Value>> {
-    state
-        .identity
-        .reset_password(&body.token, body.new_password)
-        .await?;
-    Ok(Json(
-        json!({ "detail": "Password reset. Sign in with the new password." }),
-    ))
 }
 
 pub async fn health(State(state): Shared) -> Response {

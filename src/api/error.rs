@@ -43,7 +43,8 @@ impl From<AuthError> for ApiError {
         match &error {
             AuthError::Invalid(field, _) => api.field = Some(field),
             AuthError::Throttled(wait) => {
-                api.retry_after = Some(crate::identity::accounts::retry_after_secs(*wait))
+                // Whole seconds, at least one: a zero would invite an immediate retry.
+                api.retry_after = Some(wait.as_secs().max(1))
             }
             AuthError::Internal(e) => {
                 // The cause goes to the log, not to the client.

@@ -39,7 +39,7 @@ pub fn router() -> Router<Arc<AppState>> {
             )
             .route(
                 &format!("{base}/reset-password/confirm"),
-                post(auth::reset_password_confirm),
+                post(auth::reset_password),
             )
             .route(
                 &format!("{base}/oauth/{{provider}}"),

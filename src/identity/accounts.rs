@@ -2,8 +2,6 @@
 //! reset a password, update a profile, delete a user. Handlers in `api::auth` only parse and
 //! call these.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde::Serialize;
 
@@ -75,6 +73,12 @@ pub struct Registration {
 pub struct ClientInfo {
     pub address: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// The instant `ttl` from now, as stored.
+fn expires_after(ttl: std::time::Duration) -> Result<chrono::DateTime<Utc>, AuthError> {
+    let ttl = chrono::Duration::from_std(ttl).map_err(|e| AuthError::Internal(e.into()))?;
+    Ok(crate::store::now() + ttl)
 }
 
 pub fn normalize_email(email: &str) -> Result<String, AuthError> {
@@ -243,9 +247,7 @@ impl Identity {
         user: User,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthError> {
-        let refresh_ttl = chrono::Duration::from_std(self.config.refresh_ttl)
-            .map_err(|e| AuthError::Internal(e.into()))?;
-        let expires_at = crate::store::now() + refresh_ttl;
+        let expires_at = expires_after(self.config.refresh_ttl)?;
         let placeholder = tokens::token_hash(&tokens::opaque_token(""));
         let session_id = self
             .store
@@ -289,14 +291,13 @@ impl Identity {
     /// Swaps a refresh token for a new pair. A token already swapped once ends its session.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
         let next = tokens::opaque_token("rt_");
-        let ttl = chrono::Duration::from_std(self.config.refresh_ttl)
-            .map_err(|e| AuthError::Internal(e.into()))?;
+        let next_expires_at = expires_after(self.config.refresh_ttl)?;
         let rotation = self
             .store
             .rotate_refresh_token(
                 &tokens::token_hash(refresh_token.trim()),
                 &tokens::token_hash(&next),
-                crate::store::now() + ttl,
+                next_expires_at,
             )
             .await?;
         match rotation {
@@ -376,13 +377,12 @@ impl Identity {
             return Ok(());
         };
         let token = tokens::opaque_token("");
-        let ttl = chrono::Duration::from_std(self.config.password_reset_ttl)
-            .map_err(|e| AuthError::Internal(e.into()))?;
+        let expires_at = expires_after(self.config.password_reset_ttl)?;
         self.store
             .create_verification(
                 &format!("{RESET_PREFIX}{}", tokens::token_hash(&token)),
                 &user.id,
-                crate::store::now() + ttl,
+                expires_at,
             )
             .await?;
         let link = match &self.config.reset_url {
@@ -565,9 +565,4 @@ impl Identity {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Seconds for a Retry-After header.
-pub fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_secs().max(1)
 }
