@@ -52,10 +52,13 @@ pub async fn serve<H, S, Fut, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                // The peer address rides along for login throttling and session records.
+                // The peer address rides along for login throttling and session records, which
+                // only the app endpoints keep; /v1 requests are spared the extension map.
                 let peer = PeerAddr(peer);
                 let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(peer);
+                    if !req.uri().path().starts_with("/v1/") {
+                        req.extensions_mut().insert(peer);
+                    }
                     handler(req)
                 });
                 let connection = builder
