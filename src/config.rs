@@ -14,11 +14,17 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 mod identity;
+mod metering;
 
 pub use identity::{
     BetterAuthConfig, DatabaseConfig, IdentityConfig, JwtAlgorithm, JwtConfig, OidcConfig,
 };
 use identity::{RawAuth, RawDatabase, RawSmtp};
+pub use metering::{
+    check_limit_set, check_price, FailMode, LimitBackend, LimitSet, LimitsConfig, MeteringConfig,
+    MetricsConfig, ModelPrice, PricingConfig, RedisConfig,
+};
+use metering::{RawLimits, RawMetering, RawMetrics, RawPricing, RawRedis};
 
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 25 * 1024 * 1024;
 
@@ -41,6 +47,14 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     models: Vec<RawModel>,
+    #[serde(default)]
+    pricing: RawPricing,
+    #[serde(default)]
+    metering: RawMetering,
+    #[serde(default)]
+    metrics: RawMetrics,
+    redis: Option<RawRedis>,
+    limits: Option<RawLimits>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +125,13 @@ struct RawProvider {
     max_in_flight: u32,
     #[serde(default = "default_max_tokens")]
     default_max_tokens: u64,
+    /// Ask streamed chat answers for their final usage chunk (`stream_options.include_usage`).
+    #[serde(default = "default_true")]
+    stream_usage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_kind() -> String {
@@ -170,6 +191,12 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelConfig>,
+    pub pricing: PricingConfig,
+    pub metering: MeteringConfig,
+    pub metrics: MetricsConfig,
+    pub redis: Option<RedisConfig>,
+    /// None: no limits (the limits plugin is not in the chain).
+    pub limits: Option<LimitsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +277,9 @@ pub struct ProviderConfig {
     pub max_in_flight: Option<u32>,
     /// Anthropic requires `max_tokens`; this is sent when the client gives none.
     pub default_max_tokens: u64,
+    /// Whether streamed chat requests ask for the final usage chunk (off for servers that
+    /// refuse `stream_options`; their usage is then estimated).
+    pub stream_usage: bool,
     /// Why the provider is switched off (its API key variable is unset), if it is.
     pub disabled_reason: Option<String>,
 }
@@ -499,6 +529,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                     .then(|| Duration::from_millis(p.total_timeout_ms)),
                 max_in_flight: (p.max_in_flight > 0).then_some(p.max_in_flight),
                 default_max_tokens: p.default_max_tokens,
+                stream_usage: p.stream_usage,
                 disabled_reason,
             });
         }
@@ -633,6 +664,11 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let database = identity::database(raw.database, &data_dir, env, &mut problems);
     let generate_master_key = raw.auth.generate_master_key;
     let identity = identity::identity(raw.auth, raw.smtp, env, &mut problems);
+    let pricing = metering::pricing(raw.pricing, &mut problems);
+    let metering_config = metering::metering(raw.metering, &data_dir, &mut problems);
+    let metrics = metering::metrics(raw.metrics, env, &mut problems);
+    let redis = metering::redis(raw.redis, env, &mut problems);
+    let limits = metering::limits(raw.limits, redis.as_ref(), &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -653,6 +689,11 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         routing,
         providers,
         models,
+        pricing,
+        metering: metering_config,
+        metrics,
+        redis,
+        limits,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod master_key;
 pub mod mock;
 pub mod plugins;
+pub mod pricing;
 pub mod providers;
 pub mod proxy;
 pub mod request_id;
@@ -20,6 +21,7 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod translate;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;

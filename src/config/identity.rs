@@ -175,7 +175,7 @@ pub struct IdentityConfig {
     pub smtp: Option<SmtpSettings>,
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn resolve(value: &str, at: &str, env: Env, problems: &mut Vec<String>) -> Option<String> {
     match interpolate(value, env) {

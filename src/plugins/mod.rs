@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::GatewayError;
+use crate::usage::TokenUsage;
 
 pub type PluginFuture<'a> = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send + 'a>>;
 
@@ -129,6 +130,14 @@ pub struct RequestCtx {
     /// The provider and provider model that served the request.
     pub provider: Option<Arc<str>>,
     pub upstream_model: Option<Arc<str>>,
+    /// The request body's size (the prompt-token estimate of limits and hang-ups).
+    pub request_bytes: u64,
+    /// The client's `max_completion_tokens` / `max_tokens`, if it gave one.
+    pub max_output_tokens: Option<u64>,
+    /// Headers the plugins add to the response, whatever it is (rate-limit headers).
+    pub response_headers: HeaderMap,
+    /// Each plugin's own per-request state (a limit reservation), by type.
+    pub extensions: Extensions,
 }
 
 impl RequestCtx {
@@ -142,6 +151,10 @@ impl RequestCtx {
             stream: false,
             provider: None,
             upstream_model: None,
+            request_bytes: 0,
+            max_output_tokens: None,
+            response_headers: HeaderMap::new(),
+            extensions: Extensions::new(),
         }
     }
 }
@@ -154,6 +167,19 @@ pub struct Completion {
     pub time_to_first_byte: Option<Duration>,
     pub duration: Duration,
     pub response_bytes: u64,
+    /// Tokens used, as the provider reported them (or estimated when it could not).
+    pub usage: Option<TokenUsage>,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Rejected => "rejected",
+            Outcome::UpstreamFailed(_) => "upstream_failed",
+            Outcome::ClientDisconnected => "client_disconnected",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,7 @@ pub struct Provider {
     pub total_timeout: Option<Duration>,
     pub max_in_flight: Option<u32>,
     pub default_max_tokens: u64,
+    pub stream_usage: bool,
     /// The base URL, kept for providers whose paths name the model (Gemini).
     base_url: Uri,
     endpoints: Endpoints,
@@ -50,6 +51,7 @@ impl Provider {
             idle_timeout: config.idle_timeout,
             total_timeout: config.total_timeout,
             max_in_flight: config.max_in_flight,
+            stream_usage: config.stream_usage,
             default_max_tokens: config.default_max_tokens,
             base_url: config.base_url.clone(),
             endpoints: Endpoints {

@@ -498,6 +498,7 @@ impl Proxy {
             outcome,
             duration: elapsed,
             response_bytes: bytes as u64,
+            usage: None,
         };
         self.plugins.on_complete(ctx, &completion);
     }

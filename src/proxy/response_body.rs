@@ -26,6 +26,7 @@ use crate::error::GatewayError;
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx};
 use crate::routing::{Lease, Timeouts};
 use crate::translate::TranslatedStream;
+use crate::usage::TokenUsage;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,6 +39,8 @@ pub struct CompletionGuard {
     outcome: Outcome,
     first_byte: Option<Instant>,
     bytes: u64,
+    /// What the answer said it used (set by the body's usage tap).
+    pub usage: Option<TokenUsage>,
     /// The target's concurrency slot, released when the response ends; a failure mid-stream
     /// also counts against the target's health.
     lease: Option<Lease>,
@@ -57,6 +60,7 @@ impl CompletionGuard {
             outcome: Outcome::ClientDisconnected,
             first_byte: None,
             bytes: 0,
+            usage: None,
             lease,
         }
     }
@@ -105,6 +109,7 @@ impl Drop for CompletionGuard {
             time_to_first_byte: self.first_byte.map(|t| t.duration_since(ctx.started)),
             duration: ctx.started.elapsed(),
             response_bytes: self.bytes,
+            usage: self.usage.take(),
         };
         self.plugins.on_complete(&ctx, &completion);
     }

@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 pub mod verification;
 
