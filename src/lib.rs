@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod master_key;
 pub mod mock;
 pub mod plugins;
@@ -68,7 +69,13 @@ pub async fn build_state_with(
         }
     };
     let identity = Arc::new(Identity::new(config, store, &jwt_secret)?);
+    let prices = Arc::new(pricing::PriceTable::load(&config.pricing)?);
     let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Auth::new(identity.clone()))];
+    if let Some(limits) =
+        limits::Limits::from_config(config, identity.store.clone(), prices.clone()).await?
+    {
+        chain.push(Arc::new(limits));
+    }
     chain.extend(extra);
     let plugins = Arc::new(PluginChain::new(chain));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");

@@ -21,6 +21,15 @@ struct Probe<'a> {
     messages: Option<IgnoredAny>,
     input: Option<IgnoredAny>,
     stream: Option<bool>,
+    // Raw: a malformed value is the upstream's to refuse, not a reason to fail the probe.
+    #[serde(borrow)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_completion_tokens: Option<&'a RawValue>,
+}
+
+fn count(raw: Option<&RawValue>) -> Option<u64> {
+    raw.and_then(|v| v.get().parse().ok())
 }
 
 /// What the gateway learnt from a JSON body.
@@ -28,6 +37,8 @@ struct Probe<'a> {
 pub struct JsonRequest {
     pub model: String,
     pub stream: bool,
+    /// `max_completion_tokens`, or the older `max_tokens`.
+    pub max_output_tokens: Option<u64>,
     /// Where the model's JSON string literal sits in the body.
     pub model_span: Range<usize>,
 }
@@ -74,6 +85,7 @@ pub fn probe(body: &[u8], route: Route) -> Result<JsonRequest, GatewayError> {
     Ok(JsonRequest {
         model: model.into_owned(),
         stream: probe.stream.unwrap_or(false),
+        max_output_tokens: count(probe.max_completion_tokens).or(count(probe.max_tokens)),
         model_span: start..start + raw_model.get().len(),
     })
 }

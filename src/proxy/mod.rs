@@ -23,6 +23,7 @@ use crate::providers::{UpstreamBody, X_REQUEST_ID};
 use crate::routing::breaker::Admission;
 use crate::routing::{Lease, ModelRoute, Router, Target};
 use crate::translate::openai::ChatRequest;
+use crate::usage::TokenUsage;
 use response_body::{CompletionGuard, ProxyBody};
 use translated::{Rewritten, Translation};
 
@@ -129,6 +130,8 @@ impl Proxy {
             Err(e) => return self.reject(ctx, e),
         };
         ctx.stream = parsed.stream;
+        ctx.request_bytes = body.len() as u64;
+        ctx.max_output_tokens = parsed.max_output_tokens;
         let payload = Payload::Json {
             body,
             model_span: parsed.model_span,
@@ -159,6 +162,7 @@ impl Proxy {
             Err(e) => return self.reject(ctx, e),
         };
         ctx.stream = form.stream;
+        ctx.request_bytes = body.len() as u64;
         let content_type = content_type.cloned().unwrap_or(APPLICATION_JSON.clone());
         let payload = Payload::Multipart {
             body,
@@ -189,12 +193,12 @@ impl Proxy {
                 None => return self.reject(ctx, GatewayError::model_not_found(id)),
             },
         };
-        self.report_now(&ctx, StatusCode::OK, Outcome::Complete, json.len());
+        self.report_now(&ctx, StatusCode::OK, Outcome::Complete, json.len(), None);
         let mut response = Response::new(Body::from(json));
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, APPLICATION_JSON.clone());
-        response
+        with_plugin_headers(response, ctx.response_headers)
     }
 
     async fn route_and_forward(
@@ -438,8 +442,11 @@ impl Proxy {
             Some(translation) => match translation.rewrite(response, timeouts.idle).await {
                 (parts, Rewritten::Stream(incoming, stream)) => (parts, incoming, Some(stream)),
                 (mut parts, Rewritten::Whole(status, body)) => {
-                    self.report_now(&pending.into_ctx(), status, Outcome::Complete, body.len());
+                    let mut ctx = pending.into_ctx();
+                    let usage = TokenUsage::from_answer(&body);
+                    self.report_now(&ctx, status, Outcome::Complete, body.len(), usage);
                     strip_hop_headers(&mut parts.headers);
+                    add_plugin_headers(&mut parts.headers, &mut ctx.response_headers);
                     return translated::whole_response(parts, status, body);
                 }
             },
@@ -462,6 +469,7 @@ impl Proxy {
                 HeaderValue::from_static("text/event-stream"),
             );
         }
+        add_plugin_headers(&mut parts.headers, &mut pending.ctx_mut().response_headers);
         pending.respond_with(parts.status, lease);
         let body = ProxyBody::new(
             incoming,
@@ -484,12 +492,19 @@ impl Proxy {
                 tracing::warn!(request_id = ?ctx.request_id, route = ctx.route.as_str(), error = %error, "request failed")
             }
         }
-        self.report_now(&ctx, error.status, Outcome::Rejected, 0);
-        error.into_response()
+        self.report_now(&ctx, error.status, Outcome::Rejected, 0, None);
+        with_plugin_headers(error.into_response(), ctx.response_headers)
     }
 
     /// Tells the plugins about a request answered in one piece, now.
-    fn report_now(&self, ctx: &RequestCtx, status: StatusCode, outcome: Outcome, bytes: usize) {
+    fn report_now(
+        &self,
+        ctx: &RequestCtx,
+        status: StatusCode,
+        outcome: Outcome,
+        bytes: usize,
+        usage: Option<TokenUsage>,
+    ) {
         let elapsed = ctx.started.elapsed();
         let completion = Completion {
             status,
@@ -498,10 +513,22 @@ impl Proxy {
             outcome,
             duration: elapsed,
             response_bytes: bytes as u64,
-            usage: None,
+            usage,
         };
         self.plugins.on_complete(ctx, &completion);
     }
+}
+
+/// The headers plugins set for this request (rate-limit state), on the response.
+fn add_plugin_headers(headers: &mut HeaderMap, from_plugins: &mut HeaderMap) {
+    if !from_plugins.is_empty() {
+        headers.extend(std::mem::take(from_plugins));
+    }
+}
+
+fn with_plugin_headers(mut response: ApiResponse, mut from_plugins: HeaderMap) -> ApiResponse {
+    add_plugin_headers(response.headers_mut(), &mut from_plugins);
+    response
 }
 
 fn strip_hop_headers(headers: &mut HeaderMap) {
