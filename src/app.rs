@@ -31,6 +31,8 @@ pub struct ProviderStatus {
 pub struct AppState {
     pub proxy: Proxy,
     pub identity: Arc<Identity>,
+    /// Model prices (usage costs, `GET /models`).
+    pub prices: Arc<crate::pricing::PriceTable>,
     pub providers: Vec<ProviderStatus>,
     /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
     pub accepting: AtomicBool,

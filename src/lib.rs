@@ -81,6 +81,7 @@ pub async fn build_state_with(
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
     Ok(Arc::new(AppState {
         identity,
+        prices,
         proxy: Proxy {
             router: Router::build(config)?,
             plugins,
