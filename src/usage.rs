@@ -70,6 +70,24 @@ impl TokenUsage {
     }
 }
 
+impl From<&crate::translate::openai::Usage> for TokenUsage {
+    fn from(usage: &crate::translate::openai::Usage) -> Self {
+        TokenUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cached_tokens: usage
+                .prompt_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.cached_tokens),
+            reasoning_tokens: usage
+                .completion_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.reasoning_tokens),
+            ..TokenUsage::default()
+        }
+    }
+}
+
 /// The union of the `usage` shapes OpenAI-compatible answers carry.
 #[derive(Debug, Default, Deserialize)]
 pub struct UsageJson {

@@ -48,8 +48,8 @@ async fn migrated(engine: &str, url: &str) -> Store {
     let store = connect(url).await;
     assert_eq!(
         store.migrate_up().await.unwrap(),
-        2,
-        "{engine}: a fresh database takes both migrations"
+        3,
+        "{engine}: a fresh database takes every migration"
     );
     assert_eq!(
         store.engine(),
@@ -124,10 +124,12 @@ async fn migrations_apply_report_and_revert_both_ways() {
         let pending = vec![
             (1, "identity".to_string(), false),
             (2, "app data".to_string(), false),
+            (3, "metering".to_string(), false),
         ];
         let applied = vec![
             (1, "identity".to_string(), true),
             (2, "app data".to_string(), true),
+            (3, "metering".to_string(), true),
         ];
 
         assert_eq!(
@@ -135,7 +137,7 @@ async fn migrations_apply_report_and_revert_both_ways() {
             pending,
             "{engine}: a fresh database has every migration pending"
         );
-        assert_eq!(store.migrate_up().await.unwrap(), 2, "{engine}: first up");
+        assert_eq!(store.migrate_up().await.unwrap(), 3, "{engine}: first up");
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             applied,
@@ -152,18 +154,35 @@ async fn migrations_apply_report_and_revert_both_ways() {
         exec!(store, "SELECT COUNT(*) FROM thread")
             .unwrap_or_else(|e| panic!("{engine}: thread exists after up: {e}"));
 
+        // 0003 reverts alone: the metering columns and the override table go, usage stays.
+        assert_eq!(
+            store.migrate_down(1).await.unwrap(),
+            vec![3],
+            "{engine}: down 1 reverts the newest"
+        );
+        assert!(
+            exec!(store, "SELECT COUNT(*) FROM limit_override").is_err(),
+            "{engine}: limit_override is gone after reverting 0003"
+        );
+        exec!(store, "SELECT prompt_tokens FROM usage_record")
+            .unwrap_or_else(|e| panic!("{engine}: usage_record stays after reverting 0003: {e}"));
+        assert!(
+            exec!(store, "SELECT outcome FROM usage_record").is_err(),
+            "{engine}: usage_record.outcome is gone after reverting 0003"
+        );
         assert_eq!(
             store.migrate_down(1).await.unwrap(),
             vec![2],
-            "{engine}: down 1 reverts the newest"
+            "{engine}: down 1 again reverts 0002"
         );
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             vec![
                 (1, "identity".to_string(), true),
-                (2, "app data".to_string(), false)
+                (2, "app data".to_string(), false),
+                (3, "metering".to_string(), false)
             ],
-            "{engine}: after down 1"
+            "{engine}: after down 2"
         );
         for table in [
             "prompt",
@@ -221,8 +240,8 @@ async fn migrations_apply_report_and_revert_both_ways() {
 
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            2,
-            "{engine}: up re-applies both"
+            3,
+            "{engine}: up re-applies all"
         );
         assert_eq!(
             states(store.migration_status().await.unwrap()),

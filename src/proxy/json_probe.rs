@@ -26,6 +26,13 @@ struct Probe<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow)]
     max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream_options: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
 }
 
 fn count(raw: Option<&RawValue>) -> Option<u64> {
@@ -41,6 +48,10 @@ pub struct JsonRequest {
     pub max_output_tokens: Option<u64>,
     /// Where the model's JSON string literal sits in the body.
     pub model_span: Range<usize>,
+    /// Where `stream_options`'s value sits, if the client sent one.
+    pub stream_options_span: Option<Range<usize>>,
+    /// Whether the client asked for the final usage chunk of a stream.
+    pub include_usage: bool,
 }
 
 pub fn probe(body: &[u8], route: Route) -> Result<JsonRequest, GatewayError> {
@@ -80,23 +91,64 @@ pub fn probe(body: &[u8], route: Route) -> Result<JsonRequest, GatewayError> {
         }
         _ => {}
     }
-    // The raw value borrows from `body`, so its address gives its offset.
-    let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+    // A raw value borrows from `body`, so its address gives its offset.
+    let span = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
+    let include_usage = probe
+        .stream_options
+        .and_then(|raw| serde_json::from_str::<StreamOptions>(raw.get()).ok())
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
     Ok(JsonRequest {
         model: model.into_owned(),
         stream: probe.stream.unwrap_or(false),
         max_output_tokens: count(probe.max_completion_tokens).or(count(probe.max_tokens)),
-        model_span: start..start + raw_model.get().len(),
+        model_span: span(raw_model),
+        stream_options_span: probe.stream_options.map(span),
+        include_usage,
     })
 }
 
-/// `body` with the model literal at `span` replaced by `model_json` (already a JSON string).
-pub fn replace_model(body: &Bytes, span: &Range<usize>, model_json: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(body.len() - span.len() + model_json.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(model_json);
-    out.extend_from_slice(&body[span.end..]);
+/// `body` with each span replaced by its bytes (spans in any order, not overlapping).
+pub fn splice(body: &[u8], mut edits: Vec<(Range<usize>, Bytes)>) -> Bytes {
+    edits.sort_by_key(|(span, _)| span.start);
+    let added: usize = edits.iter().map(|(_, b)| b.len()).sum();
+    let mut out = BytesMut::with_capacity(body.len() + added);
+    let mut at = 0;
+    for (span, bytes) in edits {
+        out.extend_from_slice(&body[at..span.start]);
+        out.extend_from_slice(&bytes);
+        at = span.end;
+    }
+    out.extend_from_slice(&body[at..]);
     out.freeze()
+}
+
+/// The edit that makes a streamed chat request ask for its final usage chunk: a
+/// `stream_options` member added after the opening brace, or the client's own options with
+/// `include_usage` set.
+pub fn ask_for_usage(
+    body: &[u8],
+    stream_options: Option<&Range<usize>>,
+) -> Option<(Range<usize>, Bytes)> {
+    match stream_options {
+        None => {
+            let brace = body.iter().position(|&b| b == b'{')? + 1;
+            Some((
+                brace..brace,
+                Bytes::from_static(br#""stream_options":{"include_usage":true},"#),
+            ))
+        }
+        Some(span) => {
+            let mut options: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&body[span.clone()]).ok()?;
+            options.insert("include_usage".into(), serde_json::Value::Bool(true));
+            let json = serde_json::to_vec(&options).ok()?;
+            Some((span.clone(), Bytes::from(json)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -119,11 +171,44 @@ mod tests {
             br#"{"model":"alias","messages":[],"x":{"model":"keep"},"logprobs":true}"#,
         );
         let req = probe(&body, Route::ChatCompletions).unwrap();
-        let out = replace_model(&body, &req.model_span, br#""real-model""#);
+        let edit = (
+            req.model_span.clone(),
+            Bytes::from_static(br#""real-model""#),
+        );
+        let out = splice(&body, vec![edit]);
         assert_eq!(
             &out[..],
             br#"{"model":"real-model","messages":[],"x":{"model":"keep"},"logprobs":true}"#
         );
+    }
+
+    #[test]
+    fn asks_for_usage_with_or_without_client_options() {
+        let body = br#" {"model":"m","messages":[],"stream":true}"#;
+        let req = probe(body, Route::ChatCompletions).unwrap();
+        assert!(!req.include_usage);
+        let edit = ask_for_usage(body, req.stream_options_span.as_ref()).unwrap();
+        let out = splice(
+            body,
+            vec![
+                edit,
+                (req.model_span.clone(), Bytes::from_static(br#""up""#)),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "up");
+
+        let body = br#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_obfuscation":false}}"#;
+        let req = probe(body, Route::ChatCompletions).unwrap();
+        let edit = ask_for_usage(body, req.stream_options_span.as_ref()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&splice(body, vec![edit])).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["include_obfuscation"], false);
+
+        let body =
+            br#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert!(probe(body, Route::ChatCompletions).unwrap().include_usage);
     }
 
     #[test]

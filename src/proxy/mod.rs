@@ -7,6 +7,7 @@ pub mod request_body;
 pub mod response_body;
 pub mod retry;
 pub mod translated;
+pub mod usage_tap;
 
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -42,6 +43,10 @@ enum Payload {
     Json {
         body: Bytes,
         model_span: Range<usize>,
+        stream_options_span: Option<Range<usize>>,
+        /// A streamed chat request that did not ask for its usage chunk: the gateway asks
+        /// OpenAI-compatible upstreams for it and cuts it from the client's stream.
+        wants_usage_chunk: bool,
         /// The request read whole, only for targets whose provider needs a translation.
         parsed: OnceLock<Result<Box<ChatRequest>, GatewayError>>,
     },
@@ -65,19 +70,43 @@ impl Payload {
         }
     }
 
+    /// Whether the request sent to `target` asks for a usage chunk the client did not want.
+    fn asks_usage_for(&self, target: &Target) -> bool {
+        matches!(
+            self,
+            Payload::Json {
+                wants_usage_chunk: true,
+                ..
+            }
+        ) && target.provider.stream_usage
+    }
+
     async fn for_target(&self, requested: &str, target: &Target) -> Result<Bytes, GatewayError> {
         let same_name = *target.model == *requested;
         match self {
-            Payload::Json { body, .. } | Payload::Multipart { body, .. } if same_name => {
-                Ok(body.clone())
-            }
             Payload::Json {
-                body, model_span, ..
-            } => Ok(json_probe::replace_model(
                 body,
                 model_span,
-                &target.model_json,
-            )),
+                stream_options_span,
+                ..
+            } => {
+                let mut edits = Vec::new();
+                if !same_name {
+                    edits.push((model_span.clone(), target.model_json.clone()));
+                }
+                if self.asks_usage_for(target) {
+                    edits.extend(json_probe::ask_for_usage(
+                        body,
+                        stream_options_span.as_ref(),
+                    ));
+                }
+                if edits.is_empty() {
+                    Ok(body.clone())
+                } else {
+                    Ok(json_probe::splice(body, edits))
+                }
+            }
+            Payload::Multipart { body, .. } if same_name => Ok(body.clone()),
             Payload::Multipart { body, boundary } => {
                 multipart::replace_model(body.clone(), boundary, &target.model).await
             }
@@ -135,6 +164,10 @@ impl Proxy {
         let payload = Payload::Json {
             body,
             model_span: parsed.model_span,
+            stream_options_span: parsed.stream_options_span,
+            wants_usage_chunk: route == Route::ChatCompletions
+                && parsed.stream
+                && !parsed.include_usage,
             parsed: OnceLock::new(),
         };
         self.route_and_forward(ctx, parsed.model, payload, &APPLICATION_JSON)
@@ -361,13 +394,14 @@ impl Proxy {
                             }
                             ctx.ctx_mut().provider = Some(target.provider.name.clone());
                             ctx.ctx_mut().upstream_model = Some(target.model.clone());
+                            let strip_usage = payload.asks_usage_for(target);
                             return self
                                 .respond(
                                     ctx,
                                     response,
                                     target,
                                     Some(lease),
-                                    translation,
+                                    (translation, strip_usage),
                                     attempt_started,
                                 )
                                 .await;
@@ -414,7 +448,14 @@ impl Proxy {
             ctx.ctx_mut().provider = Some(target.provider.name.clone());
             ctx.ctx_mut().upstream_model = Some(target.model.clone());
             return self
-                .respond(ctx, response, target, None, translation, Instant::now())
+                .respond(
+                    ctx,
+                    response,
+                    target,
+                    None,
+                    (translation, false),
+                    Instant::now(),
+                )
                 .await;
         }
         if let (false, Some(error)) = (attempted, client_error) {
@@ -430,7 +471,7 @@ impl Proxy {
         response: Response<hyper::body::Incoming>,
         target: &Target,
         lease: Option<Lease>,
-        translation: Option<Translation>,
+        (translation, strip_usage): (Option<Translation>, bool),
         attempt_started: Instant,
     ) -> ApiResponse {
         let timeouts = target.timeouts;
@@ -468,6 +509,9 @@ impl Proxy {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream"),
             );
+        }
+        if translator.is_none() && parts.status.is_success() {
+            pending.tap(sse, strip_usage);
         }
         add_plugin_headers(&mut parts.headers, &mut pending.ctx_mut().response_headers);
         pending.respond_with(parts.status, lease);

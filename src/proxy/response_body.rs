@@ -23,7 +23,8 @@ use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use crate::error::GatewayError;
-use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx};
+use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx, Route};
+use crate::proxy::usage_tap::UsageTap;
 use crate::routing::{Lease, Timeouts};
 use crate::translate::TranslatedStream;
 use crate::usage::TokenUsage;
@@ -39,8 +40,12 @@ pub struct CompletionGuard {
     outcome: Outcome,
     first_byte: Option<Instant>,
     bytes: u64,
-    /// What the answer said it used (set by the body's usage tap).
-    pub usage: Option<TokenUsage>,
+    /// What the answer said it used (from the usage tap or the stream translator).
+    usage: Option<TokenUsage>,
+    /// Watches a passed-through answer for its usage.
+    tap: Option<UsageTap>,
+    /// Translated events that produced output (the completion estimate without usage).
+    translated_events: u64,
     /// The target's concurrency slot, released when the response ends; a failure mid-stream
     /// also counts against the target's health.
     lease: Option<Lease>,
@@ -61,6 +66,8 @@ impl CompletionGuard {
             first_byte: None,
             bytes: 0,
             usage: None,
+            tap: None,
+            translated_events: 0,
             lease,
         }
     }
@@ -92,8 +99,43 @@ impl CompletionGuard {
         self.lease = lease;
     }
 
+    /// Metering for a passed-through answer: `strip` cuts the usage chunk the gateway asked for.
+    pub fn tap(&mut self, sse: bool, strip: bool) {
+        self.tap = Some(UsageTap::new(sse, strip));
+    }
+
     pub fn finish(mut self, outcome: Outcome) {
         self.outcome = outcome;
+    }
+
+    /// What the request used: the provider's counts, or (none came: the client hung up, the
+    /// upstream failed, or it does not report usage) an estimate from the sizes seen. A stream
+    /// cut short also marks its counts as estimated, the output being at least the events sent.
+    fn final_usage(&mut self, ctx: &RequestCtx) -> Option<TokenUsage> {
+        let (reported, events) = match self.tap.as_mut() {
+            Some(tap) => {
+                tap.finish();
+                (tap.usage.take().or(self.usage.take()), tap.events)
+            }
+            None => (self.usage.take(), self.translated_events),
+        };
+        let answered = self.status.is_success();
+        let complete = self.outcome == Outcome::Complete;
+        match reported {
+            Some(usage) if complete => Some(usage),
+            Some(mut usage) => {
+                usage.estimated = true;
+                usage.completion_tokens = usage.completion_tokens.max(events);
+                Some(usage)
+            }
+            None if answered && ctx.route != Route::Models => Some(TokenUsage {
+                prompt_tokens: ctx.request_bytes / 4,
+                completion_tokens: if ctx.stream { events } else { self.bytes / 4 },
+                estimated: true,
+                ..TokenUsage::default()
+            }),
+            None => None,
+        }
     }
 }
 
@@ -103,13 +145,14 @@ impl Drop for CompletionGuard {
             lease.state().breaker.record_failure(why, None);
         }
         let Some(ctx) = self.ctx.take() else { return };
+        let usage = self.final_usage(&ctx);
         let completion = Completion {
             status: self.status,
             outcome: std::mem::replace(&mut self.outcome, Outcome::Complete),
             time_to_first_byte: self.first_byte.map(|t| t.duration_since(ctx.started)),
             duration: ctx.started.elapsed(),
             response_bytes: self.bytes,
-            usage: self.usage.take(),
+            usage,
         };
         self.plugins.on_complete(&ctx, &completion);
     }
@@ -232,8 +275,16 @@ impl Body for ProxyBody {
                     // The upstream finished: a translated stream writes its closing events.
                     let tail = match this.translator.as_mut().map(TranslatedStream::end) {
                         Some(Err(e)) => return self.fail(e),
-                        Some(Ok(tail)) => tail,
-                        None => Bytes::new(),
+                        Some(Ok(tail)) => {
+                            if let Some(guard) = this.guard.as_mut() {
+                                guard.usage = this.translator.as_ref().and_then(|t| t.usage());
+                            }
+                            tail
+                        }
+                        None => match this.guard.as_mut().and_then(|g| g.tap.as_mut()) {
+                            Some(tap) => tap.finish(),
+                            None => Bytes::new(),
+                        },
                     };
                     *this.done = true;
                     if let Some(guard) = this.guard.take() {
@@ -274,13 +325,29 @@ impl Body for ProxyBody {
                 (Some(translator), Ok(data)) => match translator.push(&data) {
                     // Bytes that complete no event: nothing to send yet.
                     Ok(out) if out.is_empty() => continue,
-                    Ok(out) => Frame::data(out),
+                    Ok(out) => {
+                        if let Some(guard) = this.guard.as_mut() {
+                            guard.translated_events += 1;
+                            guard.usage = translator.usage();
+                        }
+                        Frame::data(out)
+                    }
                     Err(e) => {
                         let prefix = translator.take_partial();
                         return self.fail_after(prefix, e);
                     }
                 },
-                (_, Ok(data)) => Frame::data(data),
+                (_, Ok(data)) => match this.guard.as_mut().and_then(|g| g.tap.as_mut()) {
+                    Some(tap) => {
+                        let out = tap.frame(data);
+                        // All held back (an event split across frames): read on.
+                        if out.is_empty() && !this.inner.is_end_stream() {
+                            continue;
+                        }
+                        Frame::data(out)
+                    }
+                    None => Frame::data(data),
+                },
                 (_, Err(frame)) => frame,
             };
             if let Some(data) = frame.data_ref() {

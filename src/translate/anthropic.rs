@@ -621,6 +621,13 @@ impl StreamTranslator for AnthropicStream {
             ))
         }
     }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+            .input_tokens
+            .or(self.usage.output_tokens)
+            .map(|_| self.usage.to_openai())
+    }
 }
 
 #[cfg(test)]

@@ -675,6 +675,10 @@ impl StreamTranslator for GeminiStream {
         ChunkWriter::done(out);
         Ok(())
     }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(UsageMetadata::to_openai)
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub trait StreamTranslator: Send {
     /// The upstream stream ended: close the OpenAI stream (final usage chunk, `[DONE]`), or say
     /// why it is incomplete.
     fn end(&mut self, out: &mut Vec<u8>) -> Result<(), GatewayError>;
+
+    /// The usage the upstream has reported so far (its counts may grow until the end).
+    fn usage(&self) -> Option<openai::Usage>;
 }
 
 /// An upstream SSE body being translated: bytes in, OpenAI SSE bytes out.
@@ -64,6 +67,10 @@ impl TranslatedStream {
     /// The chunks translated before the event that failed.
     pub fn take_partial(&mut self) -> Bytes {
         std::mem::take(&mut self.partial)
+    }
+
+    pub fn usage(&self) -> Option<crate::usage::TokenUsage> {
+        self.translator.usage().as_ref().map(Into::into)
     }
 
     pub fn end(&mut self) -> Result<Bytes, GatewayError> {
