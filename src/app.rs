@@ -33,6 +33,12 @@ pub struct AppState {
     pub identity: Arc<Identity>,
     /// Model prices (usage costs, `GET /models`).
     pub prices: Arc<crate::pricing::PriceTable>,
+    /// The rate limits and budgets plugin, when `[limits]` is configured (the admin API
+    /// invalidates its cached overrides).
+    pub limits: Option<Arc<crate::limits::Limits>>,
+    /// The background usage writer (None when metering.enabled = false).
+    pub usage_writer: Option<Arc<crate::metering::UsageWriter>>,
+    pub metrics: crate::config::MetricsConfig,
     pub providers: Vec<ProviderStatus>,
     /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
     pub accepting: AtomicBool,
@@ -49,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/v1/models/{*id}", get(get_model))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
         .merge(crate::api::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -125,6 +132,54 @@ async fn ready(State(state): Shared) -> Response {
         "status": word, "version": VERSION, "providers": providers, "targets": targets
     });
     (status, Json(body)).into_response()
+}
+
+/// Prometheus text format. Deployment health is read at scrape time.
+async fn metrics(State(state): Shared, headers: http::HeaderMap) -> Response {
+    let handle = match crate::metering::metrics::install() {
+        Some(handle) if state.metrics.enabled => handle,
+        _ => return not_found_path("/metrics"),
+    };
+    if let Some(token) = &state.metrics.bearer_token {
+        let given = crate::plugins::auth::bearer_token(&headers).unwrap_or_default();
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes()).into();
+        if !same {
+            return GatewayError::unauthorized("GET /metrics needs its bearer token.")
+                .into_response();
+        }
+    }
+    for target in state.proxy.router.health() {
+        let labels = [
+            ("model", target.model),
+            ("provider", target.provider),
+            ("upstream_model", target.upstream_model),
+        ];
+        let healthy = if target.breaker.state == "open" {
+            0.0
+        } else {
+            1.0
+        };
+        metrics::gauge!("gateway_upstream_healthy", &labels).set(healthy);
+        metrics::gauge!("gateway_upstream_in_flight", &labels).set(f64::from(target.in_flight));
+    }
+    if let Some(writer) = &state.usage_writer {
+        metrics::gauge!("gateway_usage_backlog").set(writer.backlog() as f64);
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+fn not_found_path(path: &str) -> Response {
+    GatewayError::not_found(format!("Unknown endpoint: GET {path}"))
+        .with_code("unknown_url")
+        .into_response()
 }
 
 async fn not_found(request: Request) -> Response {

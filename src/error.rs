@@ -165,6 +165,23 @@ impl GatewayError {
         )
     }
 
+    /// A 429 from the gateway's own limits, as OpenAI words them: `kind` "requests" or "tokens"
+    /// with code `rate_limit_exceeded`, or "insufficient_quota" (a spent budget) with the same
+    /// code.
+    pub fn rate_limited(
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorSource::Client,
+            kind,
+            message.into(),
+        )
+        .with_code(code)
+    }
+
     /// An upstream's own error, translated: its status and OpenAI error type.
     pub fn upstream(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self::new(status, ErrorSource::Upstream, kind, message.into())

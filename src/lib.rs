@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod limits;
 pub mod master_key;
+pub mod metering;
 pub mod mock;
 pub mod plugins;
 pub mod pricing;
@@ -71,19 +72,33 @@ pub async fn build_state_with(
     let identity = Arc::new(Identity::new(config, store, &jwt_secret)?);
     let prices = Arc::new(pricing::PriceTable::load(&config.pricing)?);
     let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Auth::new(identity.clone()))];
-    if let Some(limits) =
-        limits::Limits::from_config(config, identity.store.clone(), prices.clone()).await?
-    {
-        chain.push(Arc::new(limits));
+    let limits = limits::Limits::from_config(config, identity.store.clone(), prices.clone())
+        .await?
+        .map(Arc::new);
+    if let Some(limits) = &limits {
+        chain.push(limits.clone());
     }
+    metering::metrics::install();
+    let usage_writer = config
+        .metering
+        .enabled
+        .then(|| metering::UsageWriter::start(identity.store.clone(), config.metering.clone()));
+    chain.push(Arc::new(plugins::metering::Metering::new(
+        prices.clone(),
+        usage_writer.clone(),
+    )));
     chain.extend(extra);
     let plugins = Arc::new(PluginChain::new(chain));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
+    let router = Router::build_with_prices(config, &prices)?;
     Ok(Arc::new(AppState {
+        usage_writer,
+        metrics: config.metrics.clone(),
         identity,
         prices,
+        limits,
         proxy: Proxy {
-            router: Router::build(config)?,
+            router,
             plugins,
             max_request_bytes: config.server.max_request_bytes,
         },
@@ -150,11 +165,17 @@ pub async fn serve_state(
         state.accepting.store(false, Ordering::Relaxed);
     };
     server::serve(listener, handler, stop_accepting, drain_timeout).await;
+    // Every request has ended: what they used is written before the process goes.
+    if let Some(writer) = &state.usage_writer {
+        writer.flush().await;
+        tracing::info!("usage records flushed");
+    }
 }
 
 /// A gateway running on a background task, as tests and benches use it.
 pub struct GatewayHandle {
     pub addr: SocketAddr,
+    pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -163,6 +184,13 @@ impl GatewayHandle {
     /// `http://ADDR` (the OpenAI base URL is this plus `/v1`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until the usage records of every request ended so far are written.
+    pub async fn flush_usage(&self) {
+        if let Some(writer) = &self.state.usage_writer {
+            writer.flush().await;
+        }
     }
 
     /// Starts the graceful shutdown and waits for the drain to end.
@@ -203,6 +231,7 @@ pub async fn spawn_with(
     let state = build_state_with(&config, extra).await?;
     let (tx, rx) = oneshot::channel();
     let drain = config.server.drain_timeout;
+    let handle_state = state.clone();
     let task = tokio::spawn(async move {
         let shutdown = async {
             let _ = rx.await;
@@ -212,6 +241,7 @@ pub async fn spawn_with(
     });
     Ok(GatewayHandle {
         addr,
+        state: handle_state,
         shutdown: Some(tx),
         task,
     })

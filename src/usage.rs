@@ -64,7 +64,10 @@ impl TokenUsage {
         let answer: Answer = serde_json::from_slice(body).ok()?;
         let mut usage = answer.usage.as_ref().map(TokenUsage::from_usage_json);
         if let Some(duration) = answer.duration.filter(|d| d.is_finite() && *d > 0.0) {
-            usage.get_or_insert_with(TokenUsage::default).audio_seconds = duration;
+            let usage = usage.get_or_insert_with(TokenUsage::default);
+            if usage.audio_seconds == 0.0 {
+                usage.audio_seconds = duration;
+            }
         }
         usage
     }

@@ -6,6 +6,9 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod limits;
+pub mod models;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -54,4 +57,31 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/admin/users", get(admin::list_users))
         .route("/api/v1/admin/users/{user_id}", delete(admin::delete_user))
         .route("/api/v1/admin/sessions", get(admin::list_sessions))
+        .route(
+            "/api/v1/admin/users/{user_id}/limits",
+            get(limits::get_user)
+                .put(limits::put_user)
+                .delete(limits::delete_user),
+        )
+        .route(
+            "/api/v1/admin/keys/{key_id}/limits",
+            get(limits::get_key)
+                .put(limits::put_key)
+                .delete(limits::delete_key),
+        )
+        .route("/api/v1/limits", get(limits::mine))
+        .route("/models", get(models::catalog))
+        .route(
+            "/chat/messages/{message_id}/usage-details",
+            get(usage::message_details),
+        )
+        .route(
+            "/chat/{conversation_id}/usage-details",
+            get(usage::conversation_details),
+        )
+        .route("/api/v1/usage", get(usage::summary))
+        .route("/api/v1/usage/records", get(usage::records))
+        .route("/api/v1/keys/{id}/usage", get(usage::key_summary))
+        .route("/api/v1/admin/usage", get(usage::admin_summary))
+        .route("/api/v1/admin/usage/records", get(usage::admin_records))
 }

@@ -7,6 +7,7 @@
 //! plugins are on.
 
 pub mod auth;
+pub mod metering;
 
 use std::future::Future;
 use std::pin::Pin;

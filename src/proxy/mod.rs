@@ -513,6 +513,9 @@ impl Proxy {
         if translator.is_none() && parts.status.is_success() {
             pending.tap(sse, strip_usage);
         }
+        if sse {
+            pending.count_stream();
+        }
         add_plugin_headers(&mut parts.headers, &mut pending.ctx_mut().response_headers);
         pending.respond_with(parts.status, lease);
         let body = ProxyBody::new(

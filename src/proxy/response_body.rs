@@ -46,6 +46,8 @@ pub struct CompletionGuard {
     tap: Option<UsageTap>,
     /// Translated events that produced output (the completion estimate without usage).
     translated_events: u64,
+    /// Counted in the in-flight streams gauge until dropped.
+    streaming: bool,
     /// The target's concurrency slot, released when the response ends; a failure mid-stream
     /// also counts against the target's health.
     lease: Option<Lease>,
@@ -68,6 +70,7 @@ impl CompletionGuard {
             usage: None,
             tap: None,
             translated_events: 0,
+            streaming: false,
             lease,
         }
     }
@@ -102,6 +105,14 @@ impl CompletionGuard {
     /// Metering for a passed-through answer: `strip` cuts the usage chunk the gateway asked for.
     pub fn tap(&mut self, sse: bool, strip: bool) {
         self.tap = Some(UsageTap::new(sse, strip));
+    }
+
+    /// An SSE answer starts: counted among the in-flight streams until it ends.
+    pub fn count_stream(&mut self) {
+        if !self.streaming {
+            self.streaming = true;
+            metrics::gauge!("gateway_inflight_streams").increment(1.0);
+        }
     }
 
     pub fn finish(mut self, outcome: Outcome) {
@@ -141,6 +152,9 @@ impl CompletionGuard {
 
 impl Drop for CompletionGuard {
     fn drop(&mut self) {
+        if self.streaming {
+            metrics::gauge!("gateway_inflight_streams").decrement(1.0);
+        }
         if let (Some(lease), Outcome::UpstreamFailed(why)) = (&self.lease, &self.outcome) {
             lease.state().breaker.record_failure(why, None);
         }

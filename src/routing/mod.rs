@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::config::{Config, RoutingConfig, Strategy};
+use crate::config::{Config, ModelPrice, RoutingConfig, Strategy};
+use crate::pricing::PriceTable;
 use crate::providers::Provider;
 use breaker::{Breaker, BreakerSnapshot};
 
@@ -172,14 +173,23 @@ pub struct Router {
     /// The `/v1/models` answer, serialised once at start.
     models_json: Bytes,
     model_entries: HashMap<Box<str>, Bytes>,
+    /// The callable models with their prices, for `GET /models`.
+    catalog: Vec<CatalogModel>,
 }
 
+/// One `/v1/models` entry: OpenAI's fields, then what the price table knows about the model.
 #[derive(Serialize)]
 struct ModelEntry<'a> {
     id: &'a str,
     object: &'static str,
     created: u64,
     owned_by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pricing: Option<ModelPricing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_window: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -188,9 +198,76 @@ struct ModelList<'a> {
     data: &'a [ModelEntry<'a>],
 }
 
+/// A model's prices as the listings show them: USD per million tokens, and per audio minute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelPricing {
+    pub currency: &'static str,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    /// What cached prompt tokens cost (the input price when the table sets none).
+    pub cached_input_per_mtok: f64,
+    /// Transcription by the minute; null for models priced by token only.
+    pub audio_per_minute: Option<f64>,
+}
+
+impl ModelPricing {
+    fn from_price(price: &ModelPrice) -> Self {
+        Self {
+            currency: "USD",
+            input_per_mtok: price.input_per_mtok,
+            output_per_mtok: price.output_per_mtok,
+            cached_input_per_mtok: price.cached_input_per_mtok.unwrap_or(price.input_per_mtok),
+            audio_per_minute: price.audio_per_minute,
+        }
+    }
+}
+
+/// One callable model as the app catalog (`GET /models`) lists it: one entry per configured
+/// model, its aliases inside.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogModel {
+    pub id: String,
+    /// The provider of the first target.
+    pub provider: String,
+    pub aliases: Vec<String>,
+    /// chat, embedding or transcription: from the price (audio by the minute, or no output
+    /// price) and the names, chat when nothing says otherwise.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Null when the price table does not know the model.
+    pub pricing: Option<ModelPricing>,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+}
+
+/// What kind of model `names` (the model's, then its upstream ones) priced at `price` is.
+fn model_kind(names: &[&str], price: Option<&ModelPrice>) -> &'static str {
+    let named = |words: &[&str]| {
+        names.iter().any(|n| {
+            let n = n.to_ascii_lowercase();
+            words.iter().any(|w| n.contains(w))
+        })
+    };
+    if price.is_some_and(|p| p.audio_per_minute.is_some()) || named(&["whisper", "transcribe"]) {
+        "transcription"
+    } else if named(&["embed"])
+        || price.is_some_and(|p| p.output_per_mtok == 0.0 && p.input_per_mtok > 0.0)
+    {
+        "embedding"
+    } else {
+        "chat"
+    }
+}
+
 impl Router {
-    /// Builds the table. Providers switched off in the config are skipped, each with one log line.
+    /// Builds the table, with the model listings priced from `config.pricing`.
     pub fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_prices(config, &PriceTable::load(&config.pricing)?)
+    }
+
+    /// Builds the table. Providers switched off in the config are skipped, each with one log
+    /// line. The model listings carry each model's price from `prices`, when it knows one.
+    pub fn build_with_prices(config: &Config, prices: &PriceTable) -> anyhow::Result<Self> {
         let mut providers = HashMap::new();
         let mut skipped = HashMap::new();
         for p in &config.providers {
@@ -207,6 +284,7 @@ impl Router {
         let mut by_name = HashMap::new();
         let mut routes = Vec::new();
         let mut entries = Vec::new();
+        let mut catalog = Vec::new();
         let routing = &config.routing;
         for m in &config.models {
             let targets: Vec<Target> = m
@@ -263,22 +341,42 @@ impl Router {
                 unavailable,
             });
             routes.push(route.clone());
+            let owned_by = m.targets.first().map(|t| t.provider.as_str()).unwrap_or("");
+            // The price: under the model's name, then its targets' upstream names.
+            let mut names: Vec<&str> = vec![m.name.as_str()];
+            names.extend(m.targets.iter().map(|t| t.model.as_str()));
+            let price = prices.find(&names);
+            if route.unavailable.is_none() {
+                catalog.push(CatalogModel {
+                    id: m.name.clone(),
+                    provider: owned_by.to_string(),
+                    aliases: m.aliases.clone(),
+                    kind: model_kind(&names, price.map(|p| &**p)),
+                    pricing: price.map(|p| ModelPricing::from_price(p)),
+                    context_window: price.and_then(|p| p.context_window),
+                    max_output_tokens: price.and_then(|p| p.max_output_tokens),
+                });
+            }
             for name in std::iter::once(&m.name).chain(&m.aliases) {
                 by_name.insert(Box::from(name.as_str()), route.clone());
                 if route.unavailable.is_none() {
-                    let owned_by = m.targets.first().map(|t| t.provider.as_str()).unwrap_or("");
-                    entries.push((name.as_str(), owned_by));
+                    // An alias priced under its own name wins over the model's price.
+                    let price = prices.find(&[name.as_str()]).or(price);
+                    entries.push((name.as_str(), owned_by, price));
                 }
             }
         }
 
         let data: Vec<ModelEntry> = entries
             .iter()
-            .map(|(id, owned_by)| ModelEntry {
+            .map(|(id, owned_by, price)| ModelEntry {
                 id,
                 object: "model",
                 created: 0,
                 owned_by,
+                pricing: price.map(|p| ModelPricing::from_price(p)),
+                context_window: price.and_then(|p| p.context_window),
+                max_output_tokens: price.and_then(|p| p.max_output_tokens),
             })
             .collect();
         let models_json = Bytes::from(serde_json::to_vec(&ModelList {
@@ -295,6 +393,7 @@ impl Router {
             by_name,
             models_json,
             model_entries,
+            catalog,
         })
     }
 
@@ -325,5 +424,10 @@ impl Router {
 
     pub fn model_json(&self, id: &str) -> Option<Bytes> {
         self.model_entries.get(id).cloned()
+    }
+
+    /// The callable models (not those whose providers are all switched off), in config order.
+    pub fn catalog(&self) -> &[CatalogModel] {
+        &self.catalog
     }
 }

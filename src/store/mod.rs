@@ -6,8 +6,10 @@
 //! better-auth tables shared with other apps need.
 
 pub mod api_keys;
+pub mod limit_overrides;
 pub mod sessions;
 pub mod usage;
+pub mod usage_queries;
 pub mod users;
 pub mod verification;
 

@@ -1,0 +1,393 @@
+//! Usage, read back: one chat message's or conversation's usage (seed 004's
+//! `/chat/.../usage-details`), a user's summary by day and model and their raw records, one API
+//! key's summary, and the same across users for admins. Amounts are USD; token counts use seed
+//! 004's names (`input_tokens`, `output_tokens`, `cached_tokens`).
+//!
+//! Dates: `from` and `to` take a UTC date (`YYYY-MM-DD`, the whole day: `to=2025-01-31` includes
+//! the 31st) or an RFC 3339 instant (`to` then includes that instant).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{page, AdminCaller, Caller, PageQuery, QueryParams};
+use crate::app::AppState;
+use crate::identity::AuthError;
+use crate::plugins::Principal;
+use crate::store::usage_queries::{Until, UsageFilter, UsageRow, UsageTotals};
+use crate::store::{Store, StoreError};
+
+type Shared = State<Arc<AppState>>;
+
+/// The most records one message's details list (a message has a handful).
+const MESSAGE_RECORDS: i64 = 1_000;
+
+fn store(state: &AppState) -> &Store {
+    &state.identity.store
+}
+
+fn internal(error: StoreError) -> ApiError {
+    AuthError::from(error).into()
+}
+
+/// The filters and page of every usage list. The page fields are spelled out (not flattened
+/// from [`PageQuery`]) so the query-string deserializer parses them as numbers.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    model: Option<String>,
+    key_id: Option<String>,
+    user_id: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl UsageQuery {
+    fn bounds(&self) -> (i64, i64) {
+        PageQuery {
+            limit: self.limit,
+            offset: self.offset,
+        }
+        .bounds()
+    }
+
+    /// The filter these parameters ask for, with `user_id` (the caller's own, or the one an
+    /// admin named) and nothing else decided here.
+    fn filter(&self, user_id: Option<String>) -> ApiResult<UsageFilter> {
+        let from = given(&self.from)
+            .map(|s| parse_time(s, "from", false))
+            .transpose()?;
+        let to = given(&self.to)
+            .map(|s| parse_time(s, "to", true))
+            .transpose()?;
+        let to = to.map(|(at, whole_day)| {
+            if whole_day {
+                Until::Before(at)
+            } else {
+                Until::Through(at)
+            }
+        });
+        if let (Some(from), Some(to)) = (from, to) {
+            let empty = match to {
+                Until::Before(to) => from.0 >= to,
+                Until::Through(to) => from.0 > to,
+            };
+            if empty {
+                return Err(ApiError::invalid(Some("from"), "from: is after to"));
+            }
+        }
+        Ok(UsageFilter {
+            user_id,
+            api_key_id: given(&self.key_id).map(str::to_string),
+            model: given(&self.model).map(str::to_string),
+            from: from.map(|(at, _)| at),
+            to,
+        })
+    }
+}
+
+/// A parameter's value, an empty one counting as not given.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A date (midnight UTC starting it; for `to`, midnight ending it) or an RFC 3339 instant, and
+/// whether it was a date.
+fn parse_time(value: &str, field: &'static str, end: bool) -> ApiResult<(DateTime<Utc>, bool)> {
+    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let day = if end { date.succ_opt() } else { Some(date) };
+        if let Some(at) = day.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+            return Ok((at.and_utc(), true));
+        }
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|at| (at.with_timezone(&Utc), false))
+        .map_err(|_| {
+            ApiError::invalid(
+                Some(field),
+                format!(
+                    "{field}: expected a date (YYYY-MM-DD) or an RFC 3339 time \
+                     (2025-01-31T12:00:00Z), got {value:?}"
+                ),
+            )
+        })
+}
+
+/// Whose usage: the caller's own, or (admins only) the `user_id` named. Another user's id is a
+/// 404 for a non-admin, as everywhere else: ids are not to be probed.
+fn owner(principal: &Principal, user_id: Option<&str>) -> ApiResult<String> {
+    let own = principal.user_id();
+    match user_id {
+        Some(other) if Some(other) == own || principal.is_admin() => Ok(other.to_string()),
+        Some(_) => Err(AuthError::NotFound.into()),
+        None => own.map(str::to_string).ok_or_else(|| {
+            ApiError::invalid(
+                Some("user_id"),
+                "the master key has no usage of its own: name the user_id, or use \
+                 /api/v1/admin/usage",
+            )
+        }),
+    }
+}
+
+/// May `principal` see what `owner_id` owns? Admins see everything; anyone else only their own,
+/// and everything else is a 404.
+fn check_owner(principal: &Principal, owner_id: &str) -> ApiResult<()> {
+    if principal.is_admin() || principal.user_id() == Some(owner_id) {
+        Ok(())
+    } else {
+        Err(AuthError::NotFound.into())
+    }
+}
+
+/// Seed 004's usage_details row: one usage record, `price` its cost (also as `cost_usd`).
+fn detail(row: &UsageRow) -> Value {
+    json!({
+        "id": row.id,
+        "message_id": row.message_id,
+        "scope": row.route,
+        "model": row.model,
+        "provider": row.provider,
+        "upstream_model": row.upstream_model,
+        "input_tokens": row.prompt_tokens,
+        "output_tokens": row.completion_tokens,
+        "cached_tokens": row.cached_tokens,
+        "reasoning_tokens": row.reasoning_tokens,
+        "audio_tokens": row.audio_tokens,
+        "total_tokens": row.total_tokens,
+        "audio_seconds": row.audio_seconds,
+        "estimated": row.estimated,
+        "price": row.cost_usd,
+        "cost_usd": row.cost_usd,
+        "created_at": row.created_at,
+    })
+}
+
+/// Totals in the chat details' shape: the usual fields plus `price`.
+fn detail_totals(totals: &UsageTotals) -> Value {
+    let mut value = json!(totals);
+    value["price"] = json!(totals.cost_usd);
+    value
+}
+
+/// `GET /chat/messages/{message_id}/usage-details`: each usage record of one message (oldest
+/// first) and their totals.
+pub async fn message_details(
+    State(state): Shared,
+    Caller(principal): Caller,
+    Path(message_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = store(&state);
+    let message = store
+        .message_owner(&message_id)
+        .await
+        .map_err(internal)?
+        .ok_or(AuthError::NotFound)?;
+    check_owner(&principal, &message.user_id)?;
+    let (rows, totals) = store
+        .message_usage(&message_id, MESSAGE_RECORDS)
+        .await
+        .map_err(internal)?;
+    let items: Vec<Value> = rows.iter().map(detail).collect();
+    Ok(Json(json!({
+        "message_id": message_id,
+        "conversation_id": message.thread_id,
+        "items": items,
+        "totals": detail_totals(&totals),
+    })))
+}
+
+/// `GET /chat/{conversation_id}/usage-details`: the usage of every message of a conversation,
+/// totalled and split by model.
+pub async fn conversation_details(
+    State(state): Shared,
+    Caller(principal): Caller,
+    Path(conversation_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = store(&state);
+    let thread = store
+        .thread_owner(&conversation_id)
+        .await
+        .map_err(internal)?
+        .ok_or(AuthError::NotFound)?;
+    check_owner(&principal, &thread.user_id)?;
+    if thread.deleted && !principal.is_admin() {
+        return Err(AuthError::NotFound.into());
+    }
+    let usage = store
+        .thread_usage(&conversation_id)
+        .await
+        .map_err(internal)?;
+    let by_model: Vec<Value> = usage
+        .by_model
+        .iter()
+        .map(|m| {
+            let mut value = detail_totals(&m.usage);
+            value["model"] = json!(m.model);
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "conversation_id": conversation_id,
+        "messages": usage.messages,
+        "totals": detail_totals(&usage.totals),
+        "by_model": by_model,
+    })))
+}
+
+/// A summary page: groups, their count, the bounds, and the totals of the whole filter.
+fn summary_page<T: serde::Serialize>(
+    page_of: crate::store::usage_queries::SummaryPage<T>,
+    bounds: (i64, i64),
+) -> Value {
+    let mut value = page(page_of.items, page_of.groups, bounds);
+    value["totals"] = json!(page_of.totals);
+    value
+}
+
+/// A records page, with the cursor for the next one (null on the last page).
+fn records_page(page_of: crate::store::usage_queries::RecordPage, bounds: (i64, i64)) -> Value {
+    let next = (page_of.items.len() as i64 == bounds.0)
+        .then(|| page_of.items.last().map(|r| r.id))
+        .flatten();
+    let mut value = page(page_of.items, page_of.total, bounds);
+    value["next_before_id"] = json!(next);
+    value
+}
+
+/// `GET /api/v1/usage`: the caller's usage by day and model.
+pub async fn summary(
+    State(state): Shared,
+    Caller(principal): Caller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> ApiResult<Json<Value>> {
+    let user_id = owner(&principal, given(&query.user_id))?;
+    let filter = query.filter(Some(user_id))?;
+    let bounds = query.bounds();
+    let result = store(&state)
+        .usage_by_day_and_model(&filter, bounds.0, bounds.1)
+        .await
+        .map_err(internal)?;
+    Ok(Json(summary_page(result, bounds)))
+}
+
+/// `GET /api/v1/usage/records`: the caller's records, newest first.
+pub async fn records(
+    State(state): Shared,
+    Caller(principal): Caller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> ApiResult<Json<Value>> {
+    let user_id = owner(&principal, given(&query.user_id))?;
+    let filter = query.filter(Some(user_id))?;
+    let bounds = query.bounds();
+    let result = store(&state)
+        .usage_records(&filter, query.before_id, bounds.0, bounds.1)
+        .await
+        .map_err(internal)?;
+    Ok(Json(records_page(result, bounds)))
+}
+
+/// `GET /api/v1/keys/{id}/usage`: one API key's usage by day and model.
+pub async fn key_summary(
+    State(state): Shared,
+    Caller(principal): Caller,
+    Path(key_id): Path<String>,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> ApiResult<Json<Value>> {
+    let store = store(&state);
+    let owner_id = store
+        .api_key_owner(&key_id)
+        .await
+        .map_err(internal)?
+        .ok_or(AuthError::NotFound)?;
+    check_owner(&principal, &owner_id)?;
+    let mut filter = query.filter(None)?;
+    filter.api_key_id = Some(key_id.clone());
+    let bounds = query.bounds();
+    let result = store
+        .usage_by_day_and_model(&filter, bounds.0, bounds.1)
+        .await
+        .map_err(internal)?;
+    let mut value = summary_page(result, bounds);
+    value["key_id"] = json!(key_id);
+    Ok(Json(value))
+}
+
+/// `GET /api/v1/admin/usage`: everyone's usage by user, day and model.
+pub async fn admin_summary(
+    State(state): Shared,
+    _admin: AdminCaller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> ApiResult<Json<Value>> {
+    let filter = query.filter(given(&query.user_id).map(str::to_string))?;
+    let bounds = query.bounds();
+    let result = store(&state)
+        .usage_by_user_day_and_model(&filter, bounds.0, bounds.1)
+        .await
+        .map_err(internal)?;
+    Ok(Json(summary_page(result, bounds)))
+}
+
+/// `GET /api/v1/admin/usage/records`: everyone's records, newest first.
+pub async fn admin_records(
+    State(state): Shared,
+    _admin: AdminCaller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> ApiResult<Json<Value>> {
+    let filter = query.filter(given(&query.user_id).map(str::to_string))?;
+    let bounds = query.bounds();
+    let result = store(&state)
+        .usage_records(&filter, query.before_id, bounds.0, bounds.1)
+        .await
+        .map_err(internal)?;
+    Ok(Json(records_page(result, bounds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_instants() {
+        let (at, day) = parse_time("2025-01-31", "from", false).unwrap();
+        assert!(day);
+        assert_eq!(at.to_rfc3339(), "2025-01-31T00:00:00+00:00");
+        let (at, _) = parse_time("2025-01-31", "to", true).unwrap();
+        assert_eq!(at.to_rfc3339(), "2025-02-01T00:00:00+00:00");
+        let (at, day) = parse_time("2025-01-31T12:00:00+02:00", "to", true).unwrap();
+        assert!(!day);
+        assert_eq!(at.to_rfc3339(), "2025-01-31T10:00:00+00:00");
+        for bad in [
+            "2025-02-30",
+            "31/01/2025",
+            "yesterday",
+            "2025-01-31T25:00:00Z",
+        ] {
+            assert!(parse_time(bad, "from", false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn from_after_to_is_refused() {
+        let query = UsageQuery {
+            from: Some("2025-02-01".into()),
+            to: Some("2025-01-31".into()),
+            ..UsageQuery::default()
+        };
+        assert!(query.filter(None).is_err());
+        let one_day = UsageQuery {
+            from: Some("2025-01-31".into()),
+            to: Some("2025-01-31".into()),
+            ..UsageQuery::default()
+        };
+        let filter = one_day.filter(None).unwrap();
+        assert!(matches!(filter.to, Some(Until::Before(_))));
+    }
+}

@@ -1,0 +1,473 @@
+//! Rate limits and budgets over real HTTP, with the in-process backend: requests, tokens and
+//! concurrency per key, user and model; budgets under 100 concurrent requests; admin overrides
+//! (on every database of `common::db::databases()`). Tests wait for settlement through a
+//! completion-counting plugin, never by sleeping.
+
+mod common;
+
+use common::limits::{assert_limited, start, LimitsHarness, Reply};
+use common::KEY;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const SQLITE: &str = common::db::SQLITE_MEMORY;
+
+/// Mock prices: $1000 per million tokens in and out, so a request costs cents.
+const PRICES: &str = r#"
+[pricing.models."mock-gpt"]
+input_per_mtok = 1000.0
+output_per_mtok = 1000.0
+"#;
+
+fn chat_body(extra: Value) -> Value {
+    let mut body = common::chat("mock-gpt");
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    body
+}
+
+#[tokio::test]
+async fn requests_per_minute_per_key_with_openai_headers() {
+    let h = start(
+        SQLITE,
+        r#"
+[limits]
+key_tier = "three"
+[limits.tiers.three]
+requests_per_minute = 3
+"#,
+    )
+    .await;
+    let (_, token) = h.register("rpm@example.com").await;
+    let (_, key) = h.create_key(&token).await;
+
+    let mut remaining = Vec::new();
+    for i in 0..3 {
+        let r = h.settled(h.chat(&key, &common::chat("mock-gpt"))).await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text);
+        assert_eq!(r.header("x-ratelimit-limit-requests"), Some("3"));
+        let reset = r
+            .header("x-ratelimit-reset-requests")
+            .expect("reset header");
+        assert!(reset.ends_with('s'), "an OpenAI duration: {reset}");
+        remaining.push(r.header_u64("x-ratelimit-remaining-requests").unwrap());
+    }
+    assert_eq!(remaining, [2, 1, 0], "remaining requests go down");
+    let upstream = h.upstream_requests();
+
+    let r = h.settled(h.chat(&key, &common::chat("mock-gpt"))).await;
+    let retry = assert_limited(&r, "requests", "rate_limit_exceeded");
+    // One request comes back every 20 s.
+    assert!(retry <= 20, "Retry-After {retry}");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requests per minute"));
+    assert_eq!(r.header("x-ratelimit-limit-requests"), Some("3"));
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(
+        h.upstream_requests(),
+        upstream,
+        "a refused request is not forwarded"
+    );
+
+    // The key's limit is the key's: the same user signed in (no key) is not under it.
+    let r = h.settled(h.chat(&token, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("x-ratelimit-limit-requests").is_none());
+    // Another key of the same user has its own bucket.
+    let (_, other) = h.create_key(&token).await;
+    let r = h.settled(h.chat(&other, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), Some("2"));
+}
+
+#[tokio::test]
+async fn tokens_per_minute_are_settled_by_actual_use() {
+    let h = start(
+        SQLITE,
+        r#"
+[limits]
+user_tier = "small"
+[limits.tiers.small]
+tokens_per_minute = 1000
+"#,
+    )
+    .await;
+    // A request asking for more output than the whole bucket is capped at the bucket, not
+    // refused forever.
+    let (_, bob) = h.register("tpm-bob@example.com").await;
+    let r = h
+        .settled(h.chat(&bob, &chat_body(json!({"max_tokens": 50_000}))))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let (_, alice) = h.register("tpm-alice@example.com").await;
+    // The estimate (body / 4) is small: admitted; then it turns out to use ~3000 tokens.
+    let r = h
+        .settled(h.chat(&alice, &chat_body(json!({"mock": {"chunks": 3000}}))))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-limit-tokens"), Some("1000"));
+    let left = r.header_u64("x-ratelimit-remaining-tokens").unwrap();
+    assert!(
+        (950..1000).contains(&left),
+        "only the estimate was taken: {left}"
+    );
+    let used = r.body["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used > 3000, "{used}");
+
+    // Settled: the bucket is ~2000 in debt, so the next request waits about two minutes.
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    let retry = assert_limited(&r, "tokens", "rate_limit_exceeded");
+    assert!((100..=200).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.header("x-ratelimit-remaining-tokens"), Some("0"));
+    let reset = r.header("x-ratelimit-reset-tokens").unwrap();
+    assert!(
+        reset.starts_with("3m") || reset.starts_with("2m"),
+        "{reset}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_hold_a_slot_until_they_end() {
+    let h = start(
+        SQLITE,
+        r#"
+[[providers]]
+name = "patient"
+base_url = "http://{MOCK_ADDR}/v1"
+idle_timeout_ms = 30000
+
+[[models]]
+name = "patient-model"
+targets = [{ provider = "patient" }]
+
+[limits]
+user_tier = "two"
+[limits.tiers.two]
+max_concurrent = 2
+requests_per_minute = 1000
+"#,
+    )
+    .await;
+    let (_, token) = h.register("conc@example.com").await;
+    // Streams that stall after one chunk: they stay open until the client goes.
+    let stalled = common::streamed_chat("patient-model", json!({"stall_after": 1}));
+    let first = h.chat(&token, &stalled).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = h.chat(&token, &stalled).send().await.unwrap();
+    assert_eq!(second.status(), 200);
+    assert!(first.headers().contains_key("x-ratelimit-limit-requests"));
+
+    let r = h.settled(h.chat(&token, &stalled)).await;
+    assert_limited(&r, "requests", "rate_limit_exceeded");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("concurrent"));
+
+    // One stream ends (the client hangs up): its slot is free again.
+    let before = h.completed();
+    drop(first);
+    h.wait_completed(before + 1).await;
+    let third = h.chat(&token, &stalled).send().await.unwrap();
+    assert_eq!(third.status(), 200);
+    let r = h.settled(h.chat(&token, &common::chat("mock-gpt"))).await;
+    assert_limited(&r, "requests", "rate_limit_exceeded");
+
+    // A request that fails upstream frees its slot too, and still carries the headers.
+    let before = h.completed();
+    drop(second);
+    drop(third);
+    h.wait_completed(before + 2).await;
+    let r = h
+        .settled(h.chat(&token, &common::chat("failing-model")))
+        .await;
+    assert!(r.status >= 500, "{}", r.text);
+    assert!(
+        r.header("x-ratelimit-limit-requests").is_some(),
+        "{:?}",
+        r.headers
+    );
+    for _ in 0..3 {
+        let r = h.settled(h.chat(&token, &common::chat("mock-gpt"))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+}
+
+/// What a mock answer cost at [`PRICES`].
+fn cost_of(r: &Reply) -> f64 {
+    let usage = &r.body["usage"];
+    let tokens =
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
+    tokens as f64 * 1000.0 / 1_000_000.0
+}
+
+#[tokio::test]
+async fn a_budget_is_never_overshot_by_concurrent_requests() {
+    for (engine, url) in common::db::databases().await {
+        let h = start(
+            &url,
+            &format!(
+                r#"{PRICES}
+[limits]
+user_tier = "budget"
+[limits.tiers.budget]
+daily_budget_usd = 0.5
+"#
+            ),
+        )
+        .await;
+        let (_, token) = h.register("budget@example.com").await;
+        // Worst case ~$0.09 (every body byte a token, 10 output tokens); actual ~$0.023.
+        let body = chat_body(json!({"max_tokens": 10}));
+        let before = h.completed();
+        let requests = (0..100).map(|_| {
+            let request = h.chat(&token, &body);
+            async move { common::limits::reply(request.send().await.unwrap()).await }
+        });
+        let replies = futures_util::future::join_all(requests).await;
+        h.wait_completed(before + 100).await;
+
+        let mut spent = 0.0;
+        let mut admitted = 0;
+        for r in &replies {
+            match r.status {
+                200 => {
+                    admitted += 1;
+                    spent += cost_of(r);
+                }
+                _ => {
+                    assert_limited(r, "insufficient_quota", "insufficient_quota");
+                    let retry = r.header_u64("retry-after").unwrap();
+                    assert!(retry <= 86_400, "until the end of the UTC day: {retry}");
+                }
+            }
+        }
+        assert!(spent <= 0.5 + 1e-9, "{engine}: spent ${spent} of $0.5");
+        assert!(
+            admitted >= 5,
+            "{engine}: at least budget / worst case: {admitted}"
+        );
+        assert!(admitted < 100, "{engine}: some were refused");
+
+        // The user sees what is left; the spend settled equals what the answers cost.
+        let r = h
+            .api(Method::GET, "/api/v1/limits", Some(&token), None)
+            .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        let scope = &r.body["scopes"][0];
+        assert_eq!(scope["scope"], "user");
+        assert_eq!(scope["limits"]["daily_budget_usd"], 0.5);
+        let recorded = scope["remaining"]["daily_spent_usd"].as_f64().unwrap();
+        assert!(
+            (recorded - spent).abs() < 1e-3,
+            "{engine}: settled ${recorded}, answers cost ${spent}"
+        );
+        let left = scope["remaining"]["daily_budget_usd"].as_f64().unwrap();
+        assert!((left - (0.5 - recorded)).abs() < 1e-6, "{engine}: {left}");
+    }
+}
+
+#[tokio::test]
+async fn model_limits_apply_to_every_caller_and_the_master_key() {
+    let h = start(
+        SQLITE,
+        r#"
+[limits]
+[limits.models."mock-embed"]
+requests_per_minute = 2
+"#,
+    )
+    .await;
+    let embed = json!({"model": "mock-embed", "input": "hello"});
+    let send = |token: &str| {
+        h.client
+            .post(h.url("/v1/embeddings"))
+            .bearer_auth(token.to_string())
+            .json(&embed)
+    };
+    for _ in 0..2 {
+        let r = h.settled(send(KEY)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-ratelimit-limit-requests"), Some("2"));
+    }
+    let r = h.settled(send(KEY)).await;
+    assert_limited(&r, "requests", "rate_limit_exceeded");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("mock-embed"));
+    // Shared by all callers: a user is refused too; other models are not limited.
+    let (_, token) = h.register("model@example.com").await;
+    let r = h.settled(send(&token)).await;
+    assert_limited(&r, "requests", "rate_limit_exceeded");
+    let r = h.settled(h.chat(KEY, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("x-ratelimit-limit-requests").is_none());
+}
+
+#[tokio::test]
+async fn admin_overrides_change_a_users_and_a_keys_limits() {
+    for (engine, url) in common::db::databases().await {
+        let h = start(
+            &url,
+            &format!(
+                r#"{PRICES}
+[limits]
+user_tier = "base"
+[limits.tiers.base]
+requests_per_minute = 100
+[limits.tiers.tiny]
+daily_budget_usd = 0.0001
+"#
+            ),
+        )
+        .await;
+        admin_flow(&h, engine).await;
+    }
+}
+
+async fn admin_flow(h: &LimitsHarness, engine: &str) {
+    let (alice_id, alice) = h.register("override-alice@example.com").await;
+    let path = format!("/api/v1/admin/users/{alice_id}/limits");
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    assert_eq!(
+        r.header("x-ratelimit-limit-requests"),
+        Some("100"),
+        "{engine}"
+    );
+
+    // No override yet: the tier's limits.
+    let r = h.api(Method::GET, &path, Some(KEY), None).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert!(r.body["override"].is_null(), "{engine}: {}", r.text);
+    assert_eq!(r.body["effective"]["tier"], "base");
+    assert_eq!(r.body["effective"]["requests_per_minute"], 100);
+
+    // Lowered: effective at once (the cached limits are invalidated).
+    let r = h.admin_put(&path, &json!({"requests_per_minute": 7})).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(r.body["override"]["requests_per_minute"], 7);
+    assert_eq!(r.body["effective"]["requests_per_minute"], 7);
+    assert_eq!(r.body["effective"]["tier"], "base");
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(
+        r.header("x-ratelimit-limit-requests"),
+        Some("7"),
+        "{engine}"
+    );
+
+    // Another tier: its tiny budget refuses; raising the budget admits again.
+    let r = h.admin_put(&path, &json!({"tier": "tiny"})).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert!(r.body["effective"]["requests_per_minute"].is_null());
+    assert_eq!(r.body["effective"]["daily_budget_usd"], 0.0001);
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    assert_limited(&r, "insufficient_quota", "insufficient_quota");
+    let r = h
+        .admin_put(&path, &json!({"tier": "tiny", "daily_budget_usd": 100.0}))
+        .await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{engine}: raised budget: {}", r.text);
+
+    // The user sees their own limits.
+    let r = h
+        .api(Method::GET, "/api/v1/limits", Some(&alice), None)
+        .await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(r.body["enforced"], true);
+    assert_eq!(r.body["scopes"][0]["tier"], "tiny");
+    assert_eq!(r.body["scopes"][0]["limits"]["daily_budget_usd"], 100.0);
+
+    // Deleted: back to the default tier.
+    let r = h.api(Method::DELETE, &path, Some(KEY), None).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(r.body["deleted"], true);
+    let r = h.api(Method::GET, &path, Some(KEY), None).await;
+    assert!(r.body["override"].is_null(), "{engine}: {}", r.text);
+    assert_eq!(r.body["effective"]["requests_per_minute"], 100);
+    let r = h.settled(h.chat(&alice, &common::chat("mock-gpt"))).await;
+    assert_eq!(
+        r.header("x-ratelimit-limit-requests"),
+        Some("100"),
+        "{engine}"
+    );
+
+    // A key's override: the tighter of the key's and the user's limits shows.
+    let (key_id, key) = h.create_key(&alice).await;
+    let key_path = format!("/api/v1/admin/keys/{key_id}/limits");
+    let r = h
+        .admin_put(
+            &key_path,
+            &json!({"requests_per_minute": 4, "max_concurrent": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(r.body["key_id"], key_id.as_str());
+    assert_eq!(r.body["effective"]["max_concurrent"], 3);
+    let r = h.settled(h.chat(&key, &common::chat("mock-gpt"))).await;
+    assert_eq!(
+        r.header("x-ratelimit-limit-requests"),
+        Some("4"),
+        "{engine}"
+    );
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), Some("3"));
+    let r = h.api(Method::GET, "/api/v1/limits", Some(&key), None).await;
+    assert_eq!(r.body["scopes"][0]["scope"], "key", "{engine}: {}", r.text);
+    assert_eq!(r.body["scopes"][0]["remaining"]["requests"], 3);
+    assert_eq!(r.body["scopes"][0]["remaining"]["concurrent"], 3);
+    assert_eq!(r.body["scopes"][1]["scope"], "user");
+
+    // Only admins; unknown subjects are 404; bad bodies 422 naming the field.
+    let r = h.api(Method::GET, &path, Some(&alice), None).await;
+    assert_eq!(r.status, 403, "{engine}: {}", r.text);
+    assert_eq!(r.body["code"], "forbidden");
+    let r = h
+        .api(
+            Method::PUT,
+            &path,
+            Some(&alice),
+            Some(&json!({"requests_per_minute": 1000})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{engine}: {}", r.text);
+    assert_eq!(h.api(Method::GET, &path, None, None).await.status, 401);
+    for unknown in [
+        "/api/v1/admin/users/nobody/limits",
+        "/api/v1/admin/keys/nokey/limits",
+    ] {
+        let r = h.api(Method::GET, unknown, Some(KEY), None).await;
+        assert_eq!(r.status, 404, "{engine}: {unknown}: {}", r.text);
+        assert_eq!(r.body["code"], "not_found");
+        let r = h.admin_put(unknown, &json!({"max_concurrent": 1})).await;
+        assert_eq!(r.status, 404, "{engine}: {unknown}: {}", r.text);
+    }
+    let bad = [
+        (
+            json!({"requests_per_minute": 0}),
+            Some("requests_per_minute"),
+        ),
+        (json!({"daily_budget_usd": -1.0}), Some("daily_budget_usd")),
+        (json!({"tier": "platinum"}), Some("tier")),
+        (json!({"max_concurrent": "many"}), None),
+        (json!({"tokens_per_minute": -5}), None),
+        (json!({"rpm": 3}), None),
+    ];
+    for (body, field) in bad {
+        let r = h.admin_put(&path, &body).await;
+        assert_eq!(r.status, 422, "{engine}: {body}: {}", r.text);
+        assert_eq!(r.body["code"], "invalid_request", "{engine}: {body}");
+        assert!(r.body["detail"].is_string());
+        if let Some(field) = field {
+            assert_eq!(r.body["field"], field, "{engine}: {body}: {}", r.text);
+        }
+    }
+    // Nothing was stored by the refused bodies.
+    let r = h.api(Method::GET, &path, Some(KEY), None).await;
+    assert!(r.body["override"].is_null(), "{engine}: {}", r.text);
+}

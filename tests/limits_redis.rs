@@ -1,0 +1,257 @@
+//! The Redis limits backend: two real `gateway` processes sharing one Redis enforce one limit
+//! (requests, concurrency, budget), not twice it; and an unreachable Redis fails open or closed
+//! as configured without stopping the gateway from starting. The two-replica test needs a Redis
+//! at `TEST_REDIS_URL` and prints a "skipped" line without one.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::limits::{assert_limited, reply, Reply};
+use common::KEY;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: no Redis at TEST_REDIS_URL (unset)");
+            None
+        }
+    }
+}
+
+/// One gateway process, killed when dropped (a failing test leaves no orphan).
+struct Replica {
+    _child: Child,
+    url: String,
+    _logs: tokio::task::JoinHandle<()>,
+}
+
+async fn start_replica(dir: &Path, name: &str, mock_url: &str, extra: &str) -> Replica {
+    let db = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    let text = common::config_text_on(mock_url, &db, extra).await;
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--log-format", "json", "--config"])
+        .arg(&config)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .env_remove("GATEWAY_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("reading the log") {
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if event["message"] == "gateway listening" {
+                return event["listen"].as_str().map(str::to_string);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the gateway logs where it listens in time")
+    .expect("the gateway started");
+    // Keep reading, so the process never blocks on a full pipe.
+    let logs = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Replica {
+        _child: child,
+        url: format!("http://{listening}"),
+        _logs: logs,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn chat_on(client: &reqwest::Client, replica: &Replica, body: &Value) -> Reply {
+    let response = client
+        .post(format!("{}/v1/chat/completions", replica.url))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("request reaches a replica");
+    reply(response).await
+}
+
+#[tokio::test]
+async fn two_replicas_enforce_one_set_of_limits() {
+    let Some(redis) = redis_url() else { return };
+    let mock = gateway::mock::MockServer::start().await.unwrap();
+    let prefix = format!("gwtest-{}", uuid::Uuid::new_v4().simple());
+    let extra = format!(
+        r#"
+[[providers]]
+name = "patient"
+base_url = "{mock}"
+idle_timeout_ms = 30000
+
+[[models]]
+name = "patient-model"
+targets = [{{ provider = "patient" }}]
+
+[pricing.models."renamed"]
+input_per_mtok = 1000.0
+output_per_mtok = 1000.0
+
+[redis]
+url = "{redis}"
+key_prefix = "{prefix}"
+timeout_ms = 1000
+
+[limits]
+backend = "redis"
+on_backend_error = "fail_closed"
+[limits.models."mock-gpt"]
+requests_per_minute = 5
+[limits.models."patient-model"]
+max_concurrent = 2
+[limits.models."renamed"]
+daily_budget_usd = 0.5
+"#,
+        mock = mock.base_url(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mock_url = mock.base_url();
+    let (a, b) = tokio::join!(
+        start_replica(dir.path(), "a", &mock_url, &extra),
+        start_replica(dir.path(), "b", &mock_url, &extra),
+    );
+    let replicas = [&a, &b];
+    let client = client();
+
+    // Requests per minute: 16 at once, half on each replica; exactly 5 get through.
+    let body = common::chat("mock-gpt");
+    let replies =
+        futures_util::future::join_all((0..16).map(|i| chat_on(&client, replicas[i % 2], &body)))
+            .await;
+    let admitted = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(admitted, 5, "one limit across both replicas");
+    for r in replies.iter().filter(|r| r.status != 200) {
+        let retry = assert_limited(r, "requests", "rate_limit_exceeded");
+        assert!(retry <= 12, "one request back every 12 s: {retry}");
+        assert_eq!(r.header("x-ratelimit-limit-requests"), Some("5"));
+    }
+
+    // Concurrency: a stream held open on each replica uses both slots.
+    let stalled = common::streamed_chat("patient-model", json!({"stall_after": 1}));
+    let send = |replica: &Replica| {
+        client
+            .post(format!("{}/v1/chat/completions", replica.url))
+            .bearer_auth(KEY)
+            .json(&stalled)
+            .send()
+    };
+    let first = send(&a).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = send(&b).await.unwrap();
+    assert_eq!(second.status(), 200);
+    for replica in replicas {
+        let r = reply(send(replica).await.unwrap()).await;
+        assert_limited(&r, "requests", "rate_limit_exceeded");
+    }
+    // One ends: its slot frees (settled asynchronously, so allow it a moment, bounded).
+    drop(first);
+    let mut freed = None;
+    for _ in 0..100 {
+        let response = send(&b).await.unwrap();
+        if response.status() == 200 {
+            freed = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed.is_some(), "the slot of a finished stream is freed");
+    drop((second, freed));
+
+    // A budget: 60 concurrent requests over both replicas never spend more than it.
+    let body = json!({"model": "renamed", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "Hello!"}]});
+    let replies =
+        futures_util::future::join_all((0..60).map(|i| chat_on(&client, replicas[i % 2], &body)))
+            .await;
+    let mut spent = 0.0;
+    let mut admitted = 0;
+    for r in &replies {
+        if r.status == 200 {
+            admitted += 1;
+            let usage = &r.body["usage"];
+            let tokens = usage["prompt_tokens"].as_u64().unwrap()
+                + usage["completion_tokens"].as_u64().unwrap();
+            spent += tokens as f64 * 1000.0 / 1_000_000.0;
+        } else {
+            assert_limited(r, "insufficient_quota", "insufficient_quota");
+        }
+    }
+    assert!(spent <= 0.5 + 1e-9, "spent ${spent} of $0.5");
+    assert!(admitted >= 5, "at least budget / worst case: {admitted}");
+    assert!(admitted < 60, "some were refused");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_open_or_closed_as_configured() {
+    let port = common::closed_port().await;
+    let config = |mode: &str| {
+        format!(
+            r#"
+[redis]
+url = "redis://127.0.0.1:{port}"
+timeout_ms = 100
+
+[limits]
+backend = "redis"
+on_backend_error = "{mode}"
+[limits.models."mock-gpt"]
+requests_per_minute = 1
+"#
+        )
+    };
+    // The gateway starts with Redis down either way.
+    let open = common::limits::start(common::db::SQLITE_MEMORY, &config("fail_open")).await;
+    for _ in 0..3 {
+        let r = open
+            .settled(open.chat(KEY, &common::chat("mock-gpt")))
+            .await;
+        assert_eq!(r.status, 200, "fail_open admits: {}", r.text);
+        assert!(r.header("x-ratelimit-limit-requests").is_none());
+    }
+
+    let closed = common::limits::start(common::db::SQLITE_MEMORY, &config("fail_closed")).await;
+    let r = closed
+        .settled(closed.chat(KEY, &common::chat("mock-gpt")))
+        .await;
+    assert_eq!(r.status, 503, "fail_closed refuses: {}", r.text);
+    assert_eq!(
+        r.body["error"]["code"], "rate_limiter_unavailable",
+        "{}",
+        r.text
+    );
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Redis"));
+    assert_eq!(closed.upstream_requests(), 0, "nothing was forwarded");
+    // A model with no limits needs no Redis.
+    let r = closed
+        .settled(closed.chat(KEY, &common::chat("renamed")))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
