@@ -56,11 +56,11 @@ fn body_handling(c: &mut Criterion) {
         });
         let parsed = json_probe::probe(&body, Route::ChatCompletions).expect("valid body");
         group.bench_function(format!("replace_model/{}B", body.len()), |b| {
+            let model = bytes::Bytes::from_static(b"\"gpt-4o-mini-2024-07-18\"");
             b.iter(|| {
-                json_probe::replace_model(
+                json_probe::splice(
                     black_box(&body),
-                    &parsed.model_span,
-                    b"\"gpt-4o-mini-2024-07-18\"",
+                    vec![(parsed.model_span.clone(), model.clone())],
                 )
             })
         });

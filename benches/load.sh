@@ -34,13 +34,29 @@ targets = [{ provider = "mock", model = "mock-gpt" }]
 [[models]]
 name = "mock-gpt"
 targets = [{ provider = "mock" }]
+# Metering is on by default (a usage record per request, batched); limits are on for users and
+# keys with a tier far above what the bench reaches, so every check runs and none refuses.
+[pricing.models."mock-gpt"]
+input_per_mtok = 2.5
+output_per_mtok = 10.0
+[limits]
+key_tier = "bench"
+user_tier = "bench"
+[limits.tiers.bench]
+requests_per_minute = 100000000
+tokens_per_minute = 100000000000
+max_concurrent = 10000
+daily_budget_usd = 1000000.0
+monthly_budget_usd = 10000000.0
+[limits.models."mock-gpt"]
+requests_per_minute = 100000000
 TOML
 
 RUST_LOG=warn target/release/mock-provider --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
 RUST_LOG=warn target/release/gateway --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
 GW_PID=$!
-trap 'kill $MOCK_PID $GW_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $MOCK_PID $GW_PID ${SAMPLER_PID:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$GW_PORT/health" >/dev/null && break
   sleep 0.1
@@ -81,6 +97,11 @@ rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$GW_PID/status"; }
 # Warm both paths (connection pools, allocator).
 oha --no-tui --output-format quiet -z 2s -c 64 -m POST -H 'content-type: application/json' -H "authorization: Bearer $KEY" -d "$BODY" "$GATEWAY" >/dev/null
 
+# Sample the usage writer's backlog every half second through the timed runs.
+metric() { curl -sf "http://127.0.0.1:$GW_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+( while sleep 0.5; do metric gateway_usage_backlog; done ) >"$WORK/backlog.txt" 2>/dev/null &
+SAMPLER_PID=$!
+
 for target in direct gateway; do
   url=$DIRECT; [ "$target" = gateway ] && url=$GATEWAY
   run "$target c=64" "$url" -z "$DURATION" -w -c 64
@@ -97,6 +118,14 @@ for cred in apikey access; do
   run "$cred 5000rps" "$GATEWAY" -z "$DURATION" -w -c 64 -q 5000 --latency-correction
 done
 unset CRED
+
+# Usage writing keeps up: the largest backlog sampled, the backlog right after the last timed
+# run, and the records written against the requests sent (every request is metered).
+kill $SAMPLER_PID 2>/dev/null || true
+BACKLOG_MAX=$(sort -g "$WORK/backlog.txt" | tail -1)
+BACKLOG_END=$(metric gateway_usage_backlog)
+SENT=$(python3 -c 'import json,sys; print(sum(json.loads(l)["total"] for l in open(sys.argv[1]) if not json.loads(l)["name"].startswith("direct")))' "$WORK/results.jsonl")
+WRITTEN=$(metric gateway_usage_records_written_total)
 
 RSS_START=$(rss_mb)
 if [ "$MEM_REQUESTS" -gt 0 ]; then
@@ -128,6 +157,7 @@ for load in ["c=64", "c=1", "5000rps"]:
               f"{r['p50']-m['p50']:+.3f} / {r['p99']-m['p99']:+.3f} | {r['total'] - r['ok']} |")
 PY
 echo
+echo "usage writer: largest backlog sampled ${BACKLOG_MAX:-?}, ${BACKLOG_END:-?} right after the last timed run; ${WRITTEN:-?} records written for ${SENT} timed gateway requests (+ warm-up and set-up requests)"
 if [ "$MEM_REQUESTS" -gt 0 ]; then
   echo "gateway RSS: ${RSS_START} MB after the timed runs, ${RSS_1} MB after +${MEM_REQUESTS} requests, ${RSS_2} MB after +${MEM_REQUESTS} more"
 fi

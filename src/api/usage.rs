@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
@@ -19,7 +19,7 @@ use super::extract::{page, AdminCaller, Caller, PageQuery, QueryParams};
 use crate::app::AppState;
 use crate::identity::AuthError;
 use crate::plugins::Principal;
-use crate::store::usage_queries::{Until, UsageFilter, UsageRow, UsageTotals};
+use crate::store::usage_queries::{round_usd, Until, UsageFilter, UsageRow, UsageTotals};
 use crate::store::{Store, StoreError};
 
 type Shared = State<Arc<AppState>>;
@@ -148,32 +148,54 @@ fn check_owner(principal: &Principal, owner_id: &str) -> ApiResult<()> {
 }
 
 /// Seed 004's usage_details row: one usage record, `price` its cost (also as `cost_usd`).
-fn detail(row: &UsageRow) -> Value {
-    json!({
-        "id": row.id,
-        "message_id": row.message_id,
-        "scope": row.route,
-        "model": row.model,
-        "provider": row.provider,
-        "upstream_model": row.upstream_model,
-        "input_tokens": row.prompt_tokens,
-        "output_tokens": row.completion_tokens,
-        "cached_tokens": row.cached_tokens,
-        "reasoning_tokens": row.reasoning_tokens,
-        "audio_tokens": row.audio_tokens,
-        "total_tokens": row.total_tokens,
-        "audio_seconds": row.audio_seconds,
-        "estimated": row.estimated,
-        "price": row.cost_usd,
-        "cost_usd": row.cost_usd,
-        "created_at": row.created_at,
-    })
+#[derive(Serialize)]
+struct Detail<'a> {
+    id: i64,
+    message_id: Option<&'a str>,
+    scope: &'a str,
+    model: Option<&'a str>,
+    provider: Option<&'a str>,
+    upstream_model: Option<&'a str>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cached_tokens: i64,
+    reasoning_tokens: i64,
+    audio_tokens: i64,
+    total_tokens: i64,
+    audio_seconds: f64,
+    estimated: bool,
+    price: f64,
+    cost_usd: f64,
+    created_at: DateTime<Utc>,
+}
+
+fn detail(row: &UsageRow) -> Detail<'_> {
+    let cost = round_usd(row.cost_usd);
+    Detail {
+        id: row.id,
+        message_id: row.message_id.as_deref(),
+        scope: &row.route,
+        model: row.model.as_deref(),
+        provider: row.provider.as_deref(),
+        upstream_model: row.upstream_model.as_deref(),
+        input_tokens: row.prompt_tokens,
+        output_tokens: row.completion_tokens,
+        cached_tokens: row.cached_tokens,
+        reasoning_tokens: row.reasoning_tokens,
+        audio_tokens: row.audio_tokens,
+        total_tokens: row.total_tokens,
+        audio_seconds: row.audio_seconds,
+        estimated: row.estimated,
+        price: cost,
+        cost_usd: cost,
+        created_at: row.created_at,
+    }
 }
 
 /// Totals in the chat details' shape: the usual fields plus `price`.
 fn detail_totals(totals: &UsageTotals) -> Value {
     let mut value = json!(totals);
-    value["price"] = json!(totals.cost_usd);
+    value["price"] = json!(round_usd(totals.cost_usd));
     value
 }
 
@@ -195,7 +217,7 @@ pub async fn message_details(
         .message_usage(&message_id, MESSAGE_RECORDS)
         .await
         .map_err(internal)?;
-    let items: Vec<Value> = rows.iter().map(detail).collect();
+    let items: Vec<Detail> = rows.iter().map(detail).collect();
     Ok(Json(json!({
         "message_id": message_id,
         "conversation_id": message.thread_id,

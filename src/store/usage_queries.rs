@@ -12,6 +12,16 @@ use serde::Serialize;
 
 use super::{with_pool, Store, StoreResult};
 
+/// An amount of USD rounded to 1e-10 (sums of many small costs pick up float noise such as
+/// 0.015108300000000002; no price is that fine).
+pub fn round_usd(amount: f64) -> f64 {
+    (amount * 1e10).round() / 1e10
+}
+
+fn usd<S: serde::Serializer>(amount: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_usd(*amount))
+}
+
 /// Which records. Each field set narrows the set.
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
@@ -62,6 +72,7 @@ pub struct UsageRow {
     pub audio_seconds: f64,
     /// The tokens are the gateway's estimate (the provider never reported them).
     pub estimated: bool,
+    #[serde(serialize_with = "usd")]
     pub cost_usd: f64,
     pub latency_ms: i64,
     pub ttfb_ms: Option<i64>,
@@ -85,6 +96,7 @@ pub struct UsageTotals {
     pub audio_tokens: i64,
     pub total_tokens: i64,
     pub audio_seconds: f64,
+    #[serde(serialize_with = "usd")]
     pub cost_usd: f64,
 }
 
