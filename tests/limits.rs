@@ -19,6 +19,13 @@ input_per_mtok = 1000.0
 output_per_mtok = 1000.0
 "#;
 
+/// The gateway's Prometheus metrics (the recorder is process-wide: counters add up over tests).
+async fn metrics_text(h: &LimitsHarness) -> String {
+    let response = h.client.get(h.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
 fn chat_body(extra: Value) -> Value {
     let mut body = common::chat("mock-gpt");
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
@@ -70,6 +77,15 @@ requests_per_minute = 3
         h.upstream_requests(),
         upstream,
         "a refused request is not forwarded"
+    );
+    let metrics = metrics_text(&h).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gateway_ratelimit_rejections_total{")
+                && l.contains(r#"scope="key""#)
+                && l.contains(r#"limit="requests""#)),
+        "{metrics}"
     );
 
     // The key's limit is the key's: the same user signed in (no key) is not under it.
@@ -470,4 +486,94 @@ async fn admin_flow(h: &LimitsHarness, engine: &str) {
     // Nothing was stored by the refused bodies.
     let r = h.api(Method::GET, &path, Some(KEY), None).await;
     assert!(r.body["override"].is_null(), "{engine}: {}", r.text);
+}
+
+#[tokio::test]
+async fn budgets_price_a_model_by_its_target_and_unpriced_models_cost_nothing() {
+    let h = start(
+        SQLITE,
+        r#"
+[pricing.models."upstream-name"]
+input_per_mtok = 1000.0
+output_per_mtok = 1000.0
+
+[limits]
+user_tier = "thrifty"
+[limits.tiers.thrifty]
+daily_budget_usd = 0.001
+monthly_budget_usd = 100.0
+"#,
+    )
+    .await;
+    let (_, token) = h.register("thrifty@example.com").await;
+    // "renamed" has no price of its own; its target "upstream-name" has: the worst case of
+    // ~4000 output tokens at $1000/M is far over $0.001.
+    let r = h.settled(h.chat(&token, &common::chat("renamed"))).await;
+    let retry = assert_limited(&r, "insufficient_quota", "insufficient_quota");
+    assert!(retry <= 86_400, "{retry}");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("daily budget"));
+    // A model the price table does not know costs nothing: always within budget.
+    for _ in 0..3 {
+        let r = h.settled(h.chat(&token, &common::chat("mock-gpt"))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+}
+
+/// In process, budgets survive a restart: a new gateway counts what the usage records say was
+/// already spent today before admitting anything.
+#[tokio::test]
+async fn an_in_process_budget_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, url) in common::db::databases().await {
+        let url = match engine {
+            "sqlite" => format!("sqlite://{}", dir.path().join("restart.db").display()),
+            _ => url,
+        };
+        let config = format!(
+            r#"{PRICES}
+[limits]
+user_tier = "budget"
+[limits.tiers.budget]
+daily_budget_usd = 0.15
+"#
+        );
+        let first = start(&url, &config).await;
+        let (_, token) = first.register("restart@example.com").await;
+        let body = chat_body(json!({"max_tokens": 10}));
+        let mut admitted = 0;
+        loop {
+            let r = first.settled(first.chat(&token, &body)).await;
+            if r.status != 200 {
+                assert_limited(&r, "insufficient_quota", "insufficient_quota");
+                break;
+            }
+            admitted += 1;
+            assert!(admitted < 10, "{engine}: the budget never refused");
+        }
+        assert!(admitted >= 1, "{engine}");
+        first.gateway.flush_usage().await;
+        let spent = |r: &Reply| r.body["scopes"][0]["remaining"]["daily_spent_usd"].as_f64();
+        let before = first
+            .api(Method::GET, "/api/v1/limits", Some(&token), None)
+            .await;
+        let spent_before = spent(&before).unwrap();
+        assert!(spent_before > 0.0, "{engine}: {}", before.text);
+
+        // A new process (its limits start empty) on the same database.
+        let second = start(&url, &config).await;
+        let r = second
+            .api(Method::GET, "/api/v1/limits", Some(&token), None)
+            .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        let seeded = spent(&r).unwrap();
+        assert!(
+            (seeded - spent_before).abs() < 1e-4,
+            "{engine}: spent ${spent_before} before the restart, ${seeded} after"
+        );
+        let r = second.settled(second.chat(&token, &body)).await;
+        assert_limited(&r, "insufficient_quota", "insufficient_quota");
+    }
 }

@@ -120,6 +120,10 @@ timeout_ms = 1000
 [limits]
 backend = "redis"
 on_backend_error = "fail_closed"
+user_tier = "basic"
+[limits.tiers.basic]
+requests_per_minute = 10
+daily_budget_usd = 5.0
 [limits.models."mock-gpt"]
 requests_per_minute = 5
 [limits.models."patient-model"]
@@ -204,6 +208,39 @@ daily_budget_usd = 0.5
     assert!(spent <= 0.5 + 1e-9, "spent ${spent} of $0.5");
     assert!(admitted >= 5, "at least budget / worst case: {admitted}");
     assert!(admitted < 60, "some were refused");
+
+    // A user's own limits, read back from Redis without taking anything.
+    let register = client
+        .post(format!("{}/api/v1/auth/register", a.url))
+        .json(&json!({"email": "redis@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let registered = reply(register).await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    let token = registered.body["access_token"].as_str().unwrap();
+    for _ in 0..2 {
+        let response = client
+            .post(format!("{}/v1/embeddings", a.url))
+            .bearer_auth(token)
+            .json(&json!({"model": "mock-embed", "input": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mine = client
+        .get(format!("{}/api/v1/limits", a.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mine = reply(mine).await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.body["backend"], "redis");
+    let remaining = &mine.body["scopes"][0]["remaining"];
+    assert_eq!(remaining["requests"], 8, "{}", mine.text);
+    assert!(remaining["daily_budget_usd"].as_f64().unwrap() <= 5.0);
 }
 
 #[tokio::test]
@@ -233,6 +270,22 @@ requests_per_minute = 1
         assert_eq!(r.status, 200, "fail_open admits: {}", r.text);
         assert!(r.header("x-ratelimit-limit-requests").is_none());
     }
+
+    let metrics = open
+        .client
+        .get(open.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(r#"gateway_ratelimit_backend_errors_total{backend="redis"}"#)),
+        "backend errors are counted: {metrics}"
+    );
 
     let closed = common::limits::start(common::db::SQLITE_MEMORY, &config("fail_closed")).await;
     let r = closed

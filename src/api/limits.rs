@@ -144,7 +144,7 @@ async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> 
             .map_err(AuthError::from)?
             .is_some(),
         Subject::ApiKey(id) => store
-            .limit_key_owner(id)
+            .api_key_owner(id)
             .await
             .map_err(AuthError::from)?
             .is_some(),

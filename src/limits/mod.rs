@@ -59,6 +59,8 @@ pub struct Limits {
     overrides: Overrides,
     backend: Backend,
     models: HashMap<String, Arc<LimitSet>>,
+    /// The price a budget reserves by, per model: its own, else its priciest target's.
+    budget_prices: HashMap<String, Arc<ModelPrice>>,
     /// Request ids for the shared backend: unique across replicas and restarts.
     nonce: String,
     next_id: AtomicU64,
@@ -122,6 +124,7 @@ impl Limits {
                 .map(|(name, set)| (name.clone(), Arc::new(set.clone())))
                 .collect(),
             config: limits.clone(),
+            budget_prices: budget_prices(config, &prices),
             prices,
             overrides: Overrides::new(store, config.identity.principal_cache_ttl),
             backend,
@@ -234,7 +237,7 @@ impl Limits {
             return Ok(());
         }
         let cost = if scopes.iter().any(ScopeAsk::has_budget) {
-            let price = ctx.model.as_deref().and_then(|m| self.prices.find(&[m]));
+            let price = ctx.model.as_deref().and_then(|m| self.budget_prices.get(m));
             price.map_or(0, |p| to_micros(self.worst_case(ctx, p)))
         } else {
             0
@@ -357,6 +360,28 @@ impl Plugin for Limits {
             reservation.settle(self.actual(ctx, completion));
         }
     }
+}
+
+/// The price each configured model's budget reservations use: the model's own when the table
+/// knows its name, else the priciest of its targets' (the target is chosen only after the
+/// limits, so the reservation assumes the dearest).
+fn budget_prices(config: &Config, prices: &PriceTable) -> HashMap<String, Arc<ModelPrice>> {
+    let weight = |p: &ModelPrice| p.input_per_mtok + p.output_per_mtok;
+    config
+        .models
+        .iter()
+        .filter_map(|model| {
+            let price = prices.find(&[&model.name]).cloned().or_else(|| {
+                model
+                    .targets
+                    .iter()
+                    .filter_map(|t| prices.find(&[&t.model]))
+                    .max_by(|a, b| weight(a).total_cmp(&weight(b)))
+                    .cloned()
+            })?;
+            Some((model.name.clone(), price))
+        })
+        .collect()
 }
 
 /// A request's reservation, kept in its context until `on_complete` settles it. Dropped

@@ -51,6 +51,15 @@ const KEY_COLUMNS: &str =
     "k.id, k.user_id, k.name, k.prefix, k.allowed_models, k.expires_at, k.last_used_at, k.revoked_at, k.created_at";
 
 impl Store {
+    /// The user who owns a key (revoked or not), if the key exists.
+    pub async fn api_key_owner(&self, key_id: &str) -> StoreResult<Option<String>> {
+        let sql = "SELECT user_id FROM api_key WHERE id = $1";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
     pub async fn create_api_key(&self, key: &NewApiKey<'_>) -> StoreResult<ApiKey> {
         let sql = "INSERT INTO api_key (id, user_id, name, prefix, key_hash, allowed_models, expires_at, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

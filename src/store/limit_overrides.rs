@@ -125,16 +125,6 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         Ok(deleted > 0)
     }
-
-    /// The owner of an API key (revoked or not), or None when there is no such key.
-    pub async fn limit_key_owner(&self, key_id: &str) -> StoreResult<Option<String>> {
-        let sql = "SELECT user_id FROM api_key WHERE id = $1";
-        Ok(with_pool!(self, pool => sqlx::query_scalar(sql)
-            .bind(key_id)
-            .fetch_optional(pool)
-            .await)?)
-    }
-
     /// USD recorded as spent by a scope since `day_start` and since `month_start` (the usage
     /// records), so an in-process budget survives a restart.
     pub async fn spend_since(

@@ -580,16 +580,6 @@ impl Store {
         sql.push(&id);
         self.fetch_optional_row(&sql).await
     }
-
-    /// The owner of an API key (revoked ones included), if it exists.
-    pub async fn api_key_owner(&self, key_id: &str) -> StoreResult<Option<String>> {
-        let mut sql = Sql::new("SELECT user_id FROM api_key WHERE id = ");
-        let id = sql.arg(Arg::Text(key_id.to_string()));
-        sql.push(&id);
-        let owner: Option<(String,)> = self.fetch_optional_row(&sql).await?;
-        Ok(owner.map(|(user,)| user))
-    }
-
     /// The records of one message, oldest first (at most `limit`), and their totals.
     pub async fn message_usage(
         &self,
