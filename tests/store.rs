@@ -1934,3 +1934,61 @@ async fn timestamps_round_trip_with_millisecond_precision() {
         store.close().await;
     }
 }
+
+/// Usage batches: written whole in one go; a record whose user or key was deleted meanwhile is
+/// kept with those references NULL rather than failing its batch.
+#[tokio::test]
+async fn usage_batches_survive_owners_deleted_meanwhile() {
+    for (engine, url) in common::db::databases().await {
+        let store = migrated(engine, &url).await;
+        let alice = user(&store, "alice").await;
+        let record = |user_id: Option<&str>, tokens: u64| gateway::usage::UsageRecord {
+            request_id: format!("req-{tokens}"),
+            user_id: user_id.map(str::to_string),
+            api_key_id: user_id.map(|_| "no-such-key".to_string()),
+            route: "chat.completions".into(),
+            model: Some("m".into()),
+            status: 200,
+            outcome: "complete".into(),
+            usage: gateway::usage::TokenUsage {
+                prompt_tokens: tokens,
+                ..Default::default()
+            },
+            cost_usd: 0.5,
+            created_at: gateway::store::now(),
+            ..Default::default()
+        };
+        let good: Vec<_> = (1..=300).map(|n| record(None, n)).collect();
+        assert_eq!(store.insert_usage(&good).await.unwrap(), 300, "{engine}");
+        let mixed = vec![
+            record(Some(&alice.id), 1000),
+            record(Some("deleted-user"), 2000),
+        ];
+        assert_eq!(store.insert_usage(&mixed).await.unwrap(), 2, "{engine}");
+        assert_eq!(
+            scalar!(store, "SELECT COUNT(*) FROM usage_record").unwrap(),
+            302,
+            "{engine}"
+        );
+        assert_eq!(
+            scalar!(
+                store,
+                "SELECT COUNT(*) FROM usage_record WHERE user_id IS NULL AND prompt_tokens = 2000"
+            )
+            .unwrap(),
+            1,
+            "{engine}: the deleted user's record is kept without its user"
+        );
+        assert_eq!(
+            scalar!(
+                store,
+                "SELECT COUNT(*) FROM usage_record WHERE user_id = $1 AND api_key_id IS NULL",
+                &alice.id
+            )
+            .unwrap(),
+            1,
+            "{engine}: a live user's record keeps its user, the unknown key goes NULL"
+        );
+        store.close().await;
+    }
+}

@@ -1,69 +1,176 @@
 //! Writing usage records in batches. (Reading them back, for the usage endpoints, is in
 //! `usage_queries.rs`.)
+//!
+//! A batch is one transaction with one statement text, so the statement is prepared once and
+//! reused: on SQLite one single-row INSERT run per record (the engine is in process, a row
+//! costs microseconds); on PostgreSQL one INSERT ... SELECT FROM UNNEST over one array per
+//! column (one round trip for the whole batch). When a record names a user, key, thread or
+//! message that no longer exists (deleted while its request ran), the batch is written again
+//! with those references looked up, so they become NULL instead of failing the batch.
 
-use super::{with_pool, Store, StoreResult};
+use super::{Pool, Store, StoreResult};
 use crate::usage::UsageRecord;
 
-/// Rows per INSERT statement: 23 parameters each stays far below both engines' limits.
-const ROWS_PER_STATEMENT: usize = 500;
+const COLUMNS: &str = "request_id, user_id, api_key_id, thread_id, message_id, route, model, \
+    provider, upstream_model, status, outcome, stream, prompt_tokens, completion_tokens, \
+    cached_tokens, reasoning_tokens, audio_tokens, audio_seconds, estimated, cost_usd, \
+    latency_ms, ttfb_ms, created_at";
 
-const INSERT: &str = r#"INSERT INTO usage_record (request_id, user_id, api_key_id, thread_id, message_id,
-    route, model, provider, upstream_model, status, outcome, stream, prompt_tokens, completion_tokens,
-    cached_tokens, reasoning_tokens, audio_tokens, audio_seconds, estimated, cost_usd, latency_ms,
-    ttfb_ms, created_at) "#;
+const SQLITE_INSERT: &str = "INSERT INTO usage_record (request_id, user_id, api_key_id, \
+    thread_id, message_id, route, model, provider, upstream_model, status, outcome, stream, \
+    prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, audio_tokens, \
+    audio_seconds, estimated, cost_usd, latency_ms, ttfb_ms, created_at) VALUES ($1, $2, $3, \
+    $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+
+/// The same row, with each reference kept only if what it names still exists.
+const CHECKED_VALUES: &str = r#"SELECT $1, (SELECT "id" FROM "user" WHERE "id" = $2),
+    (SELECT id FROM api_key WHERE id = $3), (SELECT id FROM thread WHERE id = $4),
+    (SELECT id FROM message WHERE id = $5), $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+    $17, $18, $19, $20, $21, $22, $23"#;
 
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Binds one record's 23 values, in `COLUMNS` order.
+macro_rules! bind_record {
+    ($query:expr, $r:expr) => {{
+        let r = $r;
+        let u = &r.usage;
+        $query
+            .bind(&r.request_id)
+            .bind(&r.user_id)
+            .bind(&r.api_key_id)
+            .bind(&r.thread_id)
+            .bind(&r.message_id)
+            .bind(&r.route)
+            .bind(&r.model)
+            .bind(&r.provider)
+            .bind(&r.upstream_model)
+            .bind(i32::from(r.status))
+            .bind(&r.outcome)
+            .bind(r.stream)
+            .bind(signed(u.prompt_tokens))
+            .bind(signed(u.completion_tokens))
+            .bind(signed(u.cached_tokens))
+            .bind(signed(u.reasoning_tokens))
+            .bind(signed(u.audio_tokens))
+            .bind(u.audio_seconds)
+            .bind(u.estimated)
+            .bind(r.cost_usd)
+            .bind(signed(r.latency_ms))
+            .bind(r.ttfb_ms.map(signed))
+            .bind(r.created_at)
+    }};
+}
+
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db| db.is_foreign_key_violation())
+}
+
 impl Store {
-    /// Inserts `records` in one transaction. An owner that no longer exists (a user or key
-    /// deleted while its request ran) is written as NULL rather than failing the batch.
+    /// Inserts `records` in one transaction; returns how many were written.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> StoreResult<u64> {
         if records.is_empty() {
             return Ok(0);
         }
-        let written = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut written = 0;
-            for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::QueryBuilder::new(INSERT);
-                query.push("VALUES ");
-                for (i, r) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        query.push(", ");
-                    }
-                    query.push("(").push_bind(&r.request_id);
-                    query.push(r#", (SELECT "id" FROM "user" WHERE "id" = "#).push_bind(&r.user_id);
-                    query.push("), (SELECT id FROM api_key WHERE id = ").push_bind(&r.api_key_id);
-                    query.push("), (SELECT id FROM thread WHERE id = ").push_bind(&r.thread_id);
-                    query.push("), (SELECT id FROM message WHERE id = ").push_bind(&r.message_id);
-                    query.push("), ").push_bind(&r.route);
-                    query.push(", ").push_bind(&r.model);
-                    query.push(", ").push_bind(&r.provider);
-                    query.push(", ").push_bind(&r.upstream_model);
-                    query.push(", ").push_bind(i32::from(r.status));
-                    query.push(", ").push_bind(&r.outcome);
-                    query.push(", ").push_bind(r.stream);
-                    let u = &r.usage;
-                    query.push(", ").push_bind(signed(u.prompt_tokens));
-                    query.push(", ").push_bind(signed(u.completion_tokens));
-                    query.push(", ").push_bind(signed(u.cached_tokens));
-                    query.push(", ").push_bind(signed(u.reasoning_tokens));
-                    query.push(", ").push_bind(signed(u.audio_tokens));
-                    query.push(", ").push_bind(u.audio_seconds);
-                    query.push(", ").push_bind(u.estimated);
-                    query.push(", ").push_bind(r.cost_usd);
-                    query.push(", ").push_bind(signed(r.latency_ms));
-                    query.push(", ").push_bind(r.ttfb_ms.map(signed));
-                    query.push(", ").push_bind(r.created_at);
-                    query.push(")");
+        match self.insert_usage_fast(records).await {
+            Err(e) if is_foreign_key_violation(&e) => {
+                Ok(self.insert_usage_checked(records).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn insert_usage_fast(&self, records: &[UsageRecord]) -> Result<u64, sqlx::Error> {
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for r in records {
+                    bind_record!(sqlx::query(SQLITE_INSERT), r)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                written += query.build().execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(records.len() as u64)
+            }
+            Pool::Postgres(pool) => {
+                let column = |f: fn(&UsageRecord) -> Option<String>| -> Vec<Option<String>> {
+                    records.iter().map(f).collect()
+                };
+                let int = |f: fn(&UsageRecord) -> u64| -> Vec<i64> {
+                    records.iter().map(|r| signed(f(r))).collect()
+                };
+                let sql = format!(
+                    "INSERT INTO usage_record ({COLUMNS}) SELECT * FROM UNNEST($1::text[], \
+                     $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[], $10::int[], $11::text[], $12::bool[], $13::int8[], \
+                     $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::float8[], \
+                     $19::bool[], $20::float8[], $21::int8[], $22::int8[], $23::timestamptz[])"
+                );
+                let written = sqlx::query(&sql)
+                    .bind(column(|r| Some(r.request_id.clone())))
+                    .bind(column(|r| r.user_id.clone()))
+                    .bind(column(|r| r.api_key_id.clone()))
+                    .bind(column(|r| r.thread_id.clone()))
+                    .bind(column(|r| r.message_id.clone()))
+                    .bind(column(|r| Some(r.route.clone())))
+                    .bind(column(|r| r.model.clone()))
+                    .bind(column(|r| r.provider.clone()))
+                    .bind(column(|r| r.upstream_model.clone()))
+                    .bind(
+                        records
+                            .iter()
+                            .map(|r| i32::from(r.status))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(column(|r| Some(r.outcome.clone())))
+                    .bind(records.iter().map(|r| r.stream).collect::<Vec<_>>())
+                    .bind(int(|r| r.usage.prompt_tokens))
+                    .bind(int(|r| r.usage.completion_tokens))
+                    .bind(int(|r| r.usage.cached_tokens))
+                    .bind(int(|r| r.usage.reasoning_tokens))
+                    .bind(int(|r| r.usage.audio_tokens))
+                    .bind(
+                        records
+                            .iter()
+                            .map(|r| r.usage.audio_seconds)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        records
+                            .iter()
+                            .map(|r| r.usage.estimated)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(records.iter().map(|r| r.cost_usd).collect::<Vec<_>>())
+                    .bind(int(|r| r.latency_ms))
+                    .bind(
+                        records
+                            .iter()
+                            .map(|r| r.ttfb_ms.map(signed))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(records.iter().map(|r| r.created_at).collect::<Vec<_>>())
+                    .execute(pool)
+                    .await?;
+                Ok(written.rows_affected())
+            }
+        }
+    }
+
+    /// The slow path: row by row, references looked up.
+    async fn insert_usage_checked(&self, records: &[UsageRecord]) -> Result<u64, sqlx::Error> {
+        let sql = format!("INSERT INTO usage_record ({COLUMNS}) {CHECKED_VALUES}");
+        super::with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for r in records {
+                bind_record!(sqlx::query(&sql), r).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            written
-        });
-        Ok(written)
+            Ok(records.len() as u64)
+        })
     }
 }
