@@ -31,8 +31,6 @@ pub struct ProviderStatus {
 pub struct AppState {
     pub proxy: Proxy,
     pub identity: Arc<Identity>,
-    /// Model prices (usage costs, `GET /models`).
-    pub prices: Arc<crate::pricing::PriceTable>,
     /// The rate limits and budgets plugin, when `[limits]` is configured (the admin API
     /// invalidates its cached overrides).
     pub limits: Option<Arc<crate::limits::Limits>>,

@@ -84,18 +84,16 @@ pub async fn build_state_with(
         .enabled
         .then(|| metering::UsageWriter::start(identity.store.clone(), config.metering.clone()));
     chain.push(Arc::new(plugins::metering::Metering::new(
-        prices.clone(),
         usage_writer.clone(),
     )));
     chain.extend(extra);
-    let plugins = Arc::new(PluginChain::new(chain));
+    let plugins = Arc::new(PluginChain::new(chain, prices.clone()));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
     let router = Router::build_with_prices(config, &prices)?;
     Ok(Arc::new(AppState {
         usage_writer,
         metrics: config.metrics.clone(),
         identity,
-        prices,
         limits,
         proxy: Proxy {
             router,

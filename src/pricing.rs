@@ -56,10 +56,19 @@ impl PriceTable {
         })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<ModelPrice>)> {
-        self.prices
-            .iter()
-            .map(|(name, price)| (name.as_str(), price))
+    /// What `usage` cost at the price of the model asked for, else of the provider's model;
+    /// 0 when neither is priced.
+    pub fn request_cost(
+        &self,
+        model: Option<&str>,
+        upstream: Option<&str>,
+        usage: &TokenUsage,
+    ) -> f64 {
+        [model, upstream]
+            .into_iter()
+            .flatten()
+            .find_map(|name| self.find(&[name]))
+            .map_or(0.0, |price| price.cost(usage))
     }
 }
 

@@ -55,7 +55,6 @@ use redis_backend::RedisBackend;
 /// The limits plugin.
 pub struct Limits {
     config: LimitsConfig,
-    prices: Arc<PriceTable>,
     overrides: Overrides,
     backend: Backend,
     models: HashMap<String, Arc<LimitSet>>,
@@ -125,7 +124,6 @@ impl Limits {
                 .collect(),
             config: limits.clone(),
             budget_prices: budget_prices(config, &prices),
-            prices,
             overrides: Overrides::new(store, config.identity.principal_cache_ttl),
             backend,
             nonce: crate::store::new_id()[..12].to_string(),
@@ -325,25 +323,6 @@ impl Limits {
             },
         }
     }
-
-    /// What a finished request cost (USD millionths), from its usage and the price table.
-    fn actual(&self, ctx: &RequestCtx, completion: &Completion) -> Actual {
-        let usage = completion.usage.as_ref();
-        let cost = usage.map_or(0, |usage| {
-            let names: Vec<&str> = [ctx.model.as_deref(), ctx.upstream_model.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect();
-            self.prices
-                .find(&names)
-                .map_or(0, |price| to_micros(price.cost(usage)))
-        });
-        Actual {
-            tokens: usage.map_or(0, |u| u.total_tokens()),
-            cost,
-            periods: Periods::at(Utc::now()),
-        }
-    }
 }
 
 impl Plugin for Limits {
@@ -357,7 +336,11 @@ impl Plugin for Limits {
 
     fn on_complete(&self, ctx: &RequestCtx, completion: &Completion) {
         if let Some(Held(reservation)) = ctx.extensions.get::<Held>() {
-            reservation.settle(self.actual(ctx, completion));
+            reservation.settle(Actual {
+                tokens: completion.usage.map_or(0, |u| u.total_tokens()),
+                cost: to_micros(completion.cost_usd),
+                periods: Periods::at(Utc::now()),
+            });
         }
     }
 }

@@ -18,12 +18,13 @@ use http::request::Parts;
 use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::GatewayError;
+use crate::pricing::PriceTable;
 use crate::usage::TokenUsage;
 
 pub type PluginFuture<'a> = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send + 'a>>;
 
 /// Which /v1 operation a request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     ChatCompletions,
     Embeddings,
@@ -170,6 +171,8 @@ pub struct Completion {
     pub response_bytes: u64,
     /// Tokens used, as the provider reported them (or estimated when it could not).
     pub usage: Option<TokenUsage>,
+    /// What `usage` cost in USD at the price table's price (0 when unpriced); set by the chain.
+    pub cost_usd: f64,
 }
 
 impl Outcome {
@@ -216,11 +219,13 @@ pub trait Plugin: Send + Sync + 'static {
 #[derive(Default)]
 pub struct PluginChain {
     plugins: Vec<Arc<dyn Plugin>>,
+    /// Prices a finished request once, for every plugin that meters or settles it.
+    prices: Arc<PriceTable>,
 }
 
 impl PluginChain {
-    pub fn new(plugins: Vec<Arc<dyn Plugin>>) -> Self {
-        Self { plugins }
+    pub fn new(plugins: Vec<Arc<dyn Plugin>>, prices: Arc<PriceTable>) -> Self {
+        Self { plugins, prices }
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -241,9 +246,16 @@ impl PluginChain {
         Ok(())
     }
 
-    pub fn on_complete(&self, ctx: &RequestCtx, completion: &Completion) {
+    pub fn on_complete(&self, ctx: &RequestCtx, mut completion: Completion) {
+        if let Some(usage) = &completion.usage {
+            completion.cost_usd = self.prices.request_cost(
+                ctx.model.as_deref(),
+                ctx.upstream_model.as_deref(),
+                usage,
+            );
+        }
         for plugin in &self.plugins {
-            plugin.on_complete(ctx, completion);
+            plugin.on_complete(ctx, &completion);
         }
     }
 }

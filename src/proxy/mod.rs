@@ -561,8 +561,9 @@ impl Proxy {
             duration: elapsed,
             response_bytes: bytes as u64,
             usage,
+            cost_usd: 0.0,
         };
-        self.plugins.on_complete(ctx, &completion);
+        self.plugins.on_complete(ctx, completion);
     }
 }
 

@@ -167,8 +167,9 @@ impl Drop for CompletionGuard {
             duration: ctx.started.elapsed(),
             response_bytes: self.bytes,
             usage,
+            cost_usd: 0.0,
         };
-        self.plugins.on_complete(&ctx, &completion);
+        self.plugins.on_complete(&ctx, completion);
     }
 }
 
