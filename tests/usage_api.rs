@@ -684,6 +684,32 @@ async fn usage_summaries_records_details_and_ownership() {
         expect_error(&r, 404, "not_found", engine);
         let c = ok(&h, "/chat/t-bob/usage-details", &bob.token, engine).await;
         assert_eq!(c["totals"]["requests"], 1, "{engine}");
+        // A deleted thread's usage, and its messages', is gone for its owner, kept for admins.
+        execute(
+            &store,
+            "UPDATE thread SET deleted_at = CURRENT_TIMESTAMP WHERE id = $1",
+            &["t-alice"],
+        )
+        .await;
+        for path in [
+            "/chat/t-alice/usage-details",
+            "/chat/messages/m-alice-1/usage-details",
+        ] {
+            let r = get(&h, path, Some(&alice.token)).await;
+            expect_error(
+                &r,
+                404,
+                "not_found",
+                &format!("{engine}: {path} once deleted"),
+            );
+            ok(&h, path, &admin, engine).await;
+        }
+        execute(
+            &store,
+            "UPDATE thread SET deleted_at = NULL WHERE id = $1",
+            &["t-alice"],
+        )
+        .await;
 
         // --- One API key.
         let k = ok(

@@ -137,10 +137,10 @@ fn owner(principal: &Principal, user_id: Option<&str>) -> ApiResult<String> {
     }
 }
 
-/// May `principal` see what `owner_id` owns? Admins see everything; anyone else only their own,
-/// and everything else is a 404.
-fn check_owner(principal: &Principal, owner_id: &str) -> ApiResult<()> {
-    if principal.is_admin() || principal.user_id() == Some(owner_id) {
+/// May `principal` see what `owner_id` owns, in a thread that may be deleted? Admins see
+/// everything; anyone else only their own, in threads not deleted; everything else is a 404.
+fn check_visible(principal: &Principal, owner_id: &str, deleted: bool) -> ApiResult<()> {
+    if principal.is_admin() || (principal.user_id() == Some(owner_id) && !deleted) {
         Ok(())
     } else {
         Err(AuthError::NotFound.into())
@@ -212,7 +212,7 @@ pub async fn message_details(
         .await
         .map_err(internal)?
         .ok_or(AuthError::NotFound)?;
-    check_owner(&principal, &message.user_id)?;
+    check_visible(&principal, &message.user_id, message.deleted)?;
     let (rows, totals) = store
         .message_usage(&message_id, MESSAGE_RECORDS)
         .await
@@ -239,10 +239,7 @@ pub async fn conversation_details(
         .await
         .map_err(internal)?
         .ok_or(AuthError::NotFound)?;
-    check_owner(&principal, &thread.user_id)?;
-    if thread.deleted && !principal.is_admin() {
-        return Err(AuthError::NotFound.into());
-    }
+    check_visible(&principal, &thread.user_id, thread.deleted)?;
     let usage = store
         .thread_usage(&conversation_id)
         .await
@@ -329,7 +326,7 @@ pub async fn key_summary(
         .await
         .map_err(internal)?
         .ok_or(AuthError::NotFound)?;
-    check_owner(&principal, &owner_id)?;
+    check_visible(&principal, &owner_id, false)?;
     let mut filter = query.filter(None)?;
     filter.api_key_id = Some(key_id.clone());
     let bounds = query.bounds();

@@ -257,6 +257,8 @@ pub struct RecordPage {
 pub struct MessageOwner {
     pub user_id: String,
     pub thread_id: String,
+    /// Whether the message's thread was deleted.
+    pub deleted: bool,
 }
 
 /// A thread's owner, and whether it was deleted.
@@ -564,9 +566,12 @@ impl Store {
         })
     }
 
-    /// The owner of a message and its thread, if the message exists.
+    /// The owner of a message, its thread and whether that was deleted, if the message exists.
     pub async fn message_owner(&self, message_id: &str) -> StoreResult<Option<MessageOwner>> {
-        let mut sql = Sql::new("SELECT user_id, thread_id FROM message WHERE id = ");
+        let mut sql = Sql::new(
+            "SELECT m.user_id, m.thread_id, t.deleted_at IS NOT NULL AS deleted \
+             FROM message m LEFT JOIN thread t ON t.id = m.thread_id WHERE m.id = ",
+        );
         let id = sql.arg(Arg::Text(message_id.to_string()));
         sql.push(&id);
         self.fetch_optional_row(&sql).await
