@@ -43,8 +43,7 @@ impl From<AuthError> for ApiError {
         match &error {
             AuthError::Invalid(field, _) => api.field = Some(field),
             AuthError::Throttled(wait) => {
-                // Whole seconds, at least one: a zero would invite an immediate retry.
-                api.retry_after = Some(wait.as_secs().max(1))
+                api.retry_after = Some(crate::limits::headers::retry_after_secs(*wait))
             }
             AuthError::Internal(e) => {
                 // The cause goes to the log, not to the client.

@@ -20,8 +20,8 @@ use tokio::sync::OnceCell;
 use super::bucket::{self, Bucket};
 use super::headers::BucketStatus;
 use super::plan::{
-    keep_longest, Actual, Ask, BudgetStatus, Decision, LimitKind, Micros, Period, Periods, Refusal,
-    ScopeAsk, ScopeKind, ScopeStatus,
+    keep_longest, to_micros, Actual, Ask, BudgetStatus, Decision, LimitKind, Micros, Period,
+    Periods, Refusal, ScopeAsk, ScopeKind, ScopeStatus,
 };
 use crate::store::Store;
 
@@ -226,29 +226,27 @@ impl MemoryBackend {
                     .or_default()
                     .clone()
             };
-            cell.get_or_init(|| async {
-                let spend = store
-                    .spend_since(
-                        scope.kind,
-                        &scope.id,
-                        ask.periods.day.start,
-                        ask.periods.month.start,
-                    )
-                    .await;
-                match spend {
-                    Ok((day, month)) => self.seed(
-                        scope,
-                        &ask.periods,
-                        to_micros_spent(day),
-                        to_micros_spent(month),
-                    ),
-                    Err(e) => tracing::warn!(
-                        scope = scope.kind.as_str(), error = %e,
-                        "could not read earlier spend for a budget; counting from zero"
-                    ),
-                }
-            })
-            .await;
+            // A failed read leaves the cell empty, so the next request tries again.
+            let seeded = cell
+                .get_or_try_init(|| async {
+                    let (day, month) = store
+                        .spend_since(
+                            scope.kind,
+                            &scope.id,
+                            ask.periods.day.start,
+                            ask.periods.month.start,
+                        )
+                        .await?;
+                    self.seed(scope, &ask.periods, to_micros(day), to_micros(month));
+                    Ok::<(), crate::store::StoreError>(())
+                })
+                .await;
+            if let Err(e) = seeded {
+                tracing::warn!(
+                    scope = scope.kind.as_str(), error = %e,
+                    "could not read earlier spend for a budget; counting from zero for now"
+                );
+            }
         }
     }
 
@@ -287,10 +285,6 @@ impl MemoryBackend {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn to_micros_spent(usd: f64) -> Micros {
-    super::plan::to_micros(usd)
 }
 
 async fn prune_forever(backend: Weak<MemoryBackend>) {
