@@ -572,3 +572,49 @@ async fn metrics_show_requests_tokens_cost_latency_and_upstream_health() {
         404
     );
 }
+
+/// An upstream that breaks mid-stream still leaves a record, its output estimated from what
+/// was sent; a client whose own `stream_options` say no usage gets none, yet is metered exactly.
+#[tokio::test]
+async fn upstream_resets_and_client_stream_options_are_metered() {
+    let m = start("").await;
+    let broken = json!({"model": "mock-gpt", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}], "mock": {"chunks": 10, "reset_after": 4, "chunk_delay_ms": 20}});
+    let text = m
+        .chat(KEY, broken)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"error\""), "a closing error event: {text}");
+    let declined = json!({"model": "mock-gpt", "stream": true,
+        "stream_options": {"include_usage": false},
+        "messages": [{"role": "user", "content": "hi"}], "mock": {"chunks": 3}});
+    let text = m
+        .chat(KEY, declined)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("\"usage\":{"),
+        "the client said no usage: {text}"
+    );
+    let records = m.records().await;
+    assert_eq!(records.len(), 2);
+    let (failed, declined) = (&records[0], &records[1]);
+    assert_eq!(failed.outcome, "upstream_failed", "{failed:?}");
+    assert!(
+        failed.estimated && failed.completion_tokens >= 3,
+        "{failed:?}"
+    );
+    assert_eq!(declined.outcome, "complete");
+    assert!(
+        !declined.estimated && declined.completion_tokens == 3,
+        "{declined:?}"
+    );
+}
