@@ -80,29 +80,37 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 /// A duration as OpenAI writes its resets (Go's `time.Duration` format, to the millisecond):
 /// `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`.
 pub fn openai_duration(d: Duration) -> String {
+    use std::fmt::Write;
     let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    if ms == 0 {
-        return "0s".into();
-    }
+    // Written into one buffer: this runs for every response that went through the limits.
+    let mut out = String::with_capacity(16);
     if ms < 1_000 {
-        return format!("{ms}ms");
+        let _ = if ms == 0 {
+            write!(out, "0s")
+        } else {
+            write!(out, "{ms}ms")
+        };
+        return out;
     }
     let hours = ms / 3_600_000;
     let minutes = ms / 60_000 % 60;
     let secs = ms / 1_000 % 60;
     let frac = ms % 1_000;
-    let mut out = String::new();
     if hours > 0 {
-        out.push_str(&format!("{hours}h"));
+        let _ = write!(out, "{hours}h");
     }
     if hours > 0 || minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
+        let _ = write!(out, "{minutes}m");
     }
-    out.push_str(&secs.to_string());
+    let _ = write!(out, "{secs}");
     if frac > 0 {
-        let digits = format!("{frac:03}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        // Milliseconds without trailing zeros: .5, .25, .125.
+        let (mut digits, mut width) = (frac, 3);
+        while digits % 10 == 0 {
+            digits /= 10;
+            width -= 1;
+        }
+        let _ = write!(out, ".{digits:0width$}");
     }
     out.push('s');
     out

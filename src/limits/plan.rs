@@ -121,13 +121,23 @@ fn budget_micros(usd: f64) -> Micros {
 pub struct Period {
     /// Days (or months) since 1970: what the in-process backend compares.
     pub id: u32,
-    /// `d20250131` / `m202501`: the suffix of Redis key names.
-    pub label: String,
+    pub monthly: bool,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
 }
 
 impl Period {
+    /// `d20250131` / `m202501`: the suffix of Redis key names. Made only when asked for (the
+    /// in-process backend never does): formatting dates costs more than the rest of a check.
+    pub fn label(&self) -> String {
+        let date = self.start.date_naive();
+        if self.monthly {
+            format!("m{:04}{:02}", date.year(), date.month())
+        } else {
+            format!("d{:04}{:02}{:02}", date.year(), date.month(), date.day())
+        }
+    }
+
     /// How long until the period ends (when its budget renews), from `now`.
     pub fn remaining(&self, now: DateTime<Utc>) -> Duration {
         (self.end - now).to_std().unwrap_or(Duration::ZERO)
@@ -158,13 +168,13 @@ impl Periods {
         Periods {
             day: Period {
                 id: days,
-                label: format!("d{}", date.format("%Y%m%d")),
+                monthly: false,
                 start: day_start,
                 end: day_start + chrono::Duration::days(1),
             },
             month: Period {
                 id: months,
-                label: format!("m{}", date.format("%Y%m")),
+                monthly: true,
                 start: at_midnight(month_first),
                 end: at_midnight(next_month),
             },
@@ -255,8 +265,8 @@ mod tests {
     fn periods_are_utc_days_and_months() {
         let at = Utc.with_ymd_and_hms(2024, 12, 31, 23, 59, 30).unwrap();
         let p = Periods::at(at);
-        assert_eq!(p.day.label, "d20241231");
-        assert_eq!(p.month.label, "m202412");
+        assert_eq!(p.day.label(), "d20241231");
+        assert_eq!(p.month.label(), "m202412");
         assert_eq!(
             p.day.end,
             Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
@@ -273,7 +283,7 @@ mod tests {
         let next = Periods::at(p.day.end);
         assert_eq!(next.day.id, p.day.id + 1);
         assert_eq!(next.month.id, p.month.id + 1);
-        assert_eq!(next.month.label, "m202501");
+        assert_eq!(next.month.label(), "m202501");
     }
 
     #[test]

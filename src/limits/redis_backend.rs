@@ -89,11 +89,11 @@ impl RedisBackend {
     }
 
     fn budget_key(&self, period: &Period, scope: &ScopeAsk) -> String {
-        self.key(&format!("bud:{}", period.label), scope)
+        self.key(&format!("bud:{}", period.label()), scope)
     }
 
     fn leases_key(&self, period: &Period, scope: &ScopeAsk) -> String {
-        self.key(&format!("budl:{}", period.label), scope)
+        self.key(&format!("budl:{}", period.label()), scope)
     }
 
     pub async fn admit(&self, ask: &Ask) -> Result<Decision, BackendError> {
