@@ -56,18 +56,19 @@ macro_rules! bind_record {
     ($query:expr, $r:expr) => {{
         let r = $r;
         let u = &r.usage;
+        // Bound as `&str`, borrowed for the statement's run: a `&String` would be copied.
         $query
-            .bind(&r.request_id)
-            .bind(&r.user_id)
-            .bind(&r.api_key_id)
-            .bind(&r.thread_id)
-            .bind(&r.message_id)
-            .bind(&r.route)
-            .bind(&r.model)
-            .bind(&r.provider)
-            .bind(&r.upstream_model)
+            .bind(r.request_id.as_str())
+            .bind(r.user_id.as_deref())
+            .bind(r.api_key_id.as_deref())
+            .bind(r.thread_id.as_deref())
+            .bind(r.message_id.as_deref())
+            .bind(r.route.as_str())
+            .bind(r.model.as_deref())
+            .bind(r.provider.as_deref())
+            .bind(r.upstream_model.as_deref())
             .bind(i32::from(r.status))
-            .bind(&r.outcome)
+            .bind(r.outcome.as_str())
             .bind(r.stream)
             .bind(signed(u.prompt_tokens))
             .bind(signed(u.completion_tokens))
