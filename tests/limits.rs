@@ -323,6 +323,10 @@ requests_per_minute = 2
     let r = h.settled(h.chat(KEY, &common::chat("mock-gpt"))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.header("x-ratelimit-limit-requests").is_none());
+    // The master key has no account, so no limits of its own to show.
+    let r = h.api(Method::GET, "/api/v1/limits", Some(KEY), None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.body["detail"].as_str().unwrap().contains("master key"));
 }
 
 #[tokio::test]

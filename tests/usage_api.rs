@@ -555,6 +555,35 @@ async fn usage_summaries_records_details_and_ownership() {
         .await;
         assert_eq!(ids(&p["items"]), newest_first[1..3], "{engine}: offset");
         assert_eq!(p["total"], 5, "{engine}");
+        // Out-of-range paging is clamped, not refused: at most 200 a page, at least 1, no
+        // negative offset.
+        for (query, limit, offset, first) in [
+            ("limit=100000", 200, 0, 0),
+            ("limit=0", 1, 0, 0),
+            ("limit=-5&offset=-3", 1, 0, 0),
+            ("limit=2&offset=4", 2, 4, 4),
+        ] {
+            let p = ok(
+                &h,
+                &format!("/api/v1/usage/records?{query}"),
+                &alice.token,
+                engine,
+            )
+            .await;
+            let context = format!("{engine}: ?{query}");
+            assert_eq!(
+                (p["limit"].as_i64(), p["offset"].as_i64()),
+                (Some(limit), Some(offset)),
+                "{context}"
+            );
+            let expected: Vec<i64> = newest_first
+                .iter()
+                .skip(first)
+                .take(limit as usize)
+                .copied()
+                .collect();
+            assert_eq!(ids(&p["items"]), expected, "{context}");
+        }
         // Keyset: each page starts after the last id of the one before.
         let mut cursor: Option<i64> = None;
         let mut walked = Vec::new();
