@@ -308,3 +308,128 @@ requests_per_minute = 1
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// A TCP relay to Redis that can hold what clients send for a while: Redis then answers after
+/// the gateway's `redis.timeout_ms`, as on a network hiccup.
+struct StallingRelay {
+    addr: std::net::SocketAddr,
+    hold_until: tokio::sync::watch::Sender<tokio::time::Instant>,
+}
+
+impl StallingRelay {
+    async fn start(redis_url: &str) -> StallingRelay {
+        let upstream = redis_url
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (hold_until, watch) = tokio::sync::watch::channel(tokio::time::Instant::now());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut client_rx, client_tx) = client.into_split();
+                let (server_rx, mut server_tx) = server.into_split();
+                let watch = watch.clone();
+                // Client to Redis: each chunk waits out the hold; order is kept.
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_rx.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let until = *watch.borrow();
+                        tokio::time::sleep_until(until).await;
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let (mut from, mut to) = (server_rx, client_tx);
+                    let _ = tokio::io::copy(&mut from, &mut to).await;
+                });
+            }
+        });
+        StallingRelay { addr, hold_until }
+    }
+
+    fn hold_for(&self, duration: Duration) {
+        let _ = self.hold_until.send(tokio::time::Instant::now() + duration);
+    }
+}
+
+#[tokio::test]
+async fn an_admit_answered_too_late_leaves_no_slot_behind() {
+    let Some(redis_url) = redis_url() else { return };
+    let relay = StallingRelay::start(&redis_url).await;
+    let prefix = format!("gwtest-{}", uuid::Uuid::new_v4().simple());
+    let h = common::limits::start(
+        common::db::SQLITE_MEMORY,
+        &format!(
+            r#"
+[redis]
+url = "redis://{}"
+timeout_ms = 100
+key_prefix = "{prefix}"
+
+[limits]
+backend = "redis"
+on_backend_error = "fail_open"
+[limits.models."mock-gpt"]
+requests_per_minute = 1000
+max_concurrent = 1
+"#,
+            relay.addr
+        ),
+    )
+    .await;
+    // Connected and working first.
+    let r = h.settled(h.chat(KEY, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-limit-requests"), Some("1000"));
+
+    // Redis answers the next admit after 600 ms: the gateway gives up at 100 ms and, failing
+    // open, serves the request without limits.
+    relay.hold_for(Duration::from_millis(600));
+    let r = h.settled(h.chat(KEY, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "fail_open admits: {}", r.text);
+    assert!(r.header("x-ratelimit-limit-requests").is_none());
+
+    // Once Redis gets the late admit, it takes nothing or gives it straight back: the release
+    // marks the request cancelled. Wait (bounded) for that marker, read past the relay.
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let marked: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:lim:cancel:*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if !marked.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the timed-out admit is released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let in_flight: u64 = redis::cmd("ZCARD")
+        .arg(format!("{prefix}:lim:conc:m:mock-gpt"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(in_flight, 0, "no concurrency slot is left behind");
+
+    // So the one slot is free: the next request is admitted, not refused for 15 minutes.
+    let r = h.settled(h.chat(KEY, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-ratelimit-limit-requests"), Some("1000"));
+}

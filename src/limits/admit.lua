@@ -10,6 +10,8 @@
 --   "c" concurrency: KEYS: sorted set of request ids by lease expiry; ARGV: max
 --   "m" budget:      KEYS: hash {spent, reserved, r:<id> = amount}, sorted set of reservation
 --                    leases;  ARGV: budget, cost (micro-USD), key ttl s, wait ms (period end)
+-- The last key is the request's cancel marker (release.lua sets it when the gateway stopped
+-- waiting for this reply): a marked request is only checked, as by "peek", and takes nothing.
 -- Returns {admitted (1|0), refusing check (1-based, 0 none), wait ms, then two numbers per
 -- check: bucket (level left, ms until full), concurrency (in flight, 0), budget (spent, reserved)}.
 
@@ -70,7 +72,7 @@ for i = 1, n do
 end
 
 local admitted = 0
-if mode == 'admit' and refused == 0 then
+if mode == 'admit' and refused == 0 and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
   admitted = 1
   for _, c in ipairs(checks) do
     if c.kind == 'b' then

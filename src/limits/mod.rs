@@ -283,6 +283,17 @@ impl Limits {
             }
             Err(e) => {
                 backend_error(&e);
+                if let (true, Backend::Redis(redis)) = (e.is_timeout(), &self.backend) {
+                    // The admit may still run (or have run) in Redis after we stopped waiting:
+                    // release it, or its slots and reservations would stay until their lease
+                    // ends (`concurrency_lease_secs`) and refuse other requests meanwhile.
+                    let redis = redis.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = redis.release(&ask).await {
+                            backend_error(&e);
+                        }
+                    });
+                }
                 match self.config.on_backend_error {
                     FailMode::Open => Ok(()),
                     FailMode::Closed => Err(GatewayError::service_unavailable(

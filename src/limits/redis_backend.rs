@@ -10,7 +10,9 @@
 //!   (`limits.concurrency_lease_secs`), so a replica that dies frees its slots when they lapse;
 //! - `P:lim:bud:dYYYYMMDD:...:ID` / `mYYYYMM`: a budget's `spent` and `reserved` micro-USD and
 //!   each running request's reservation, with `P:lim:budl:...` the reservations' leases (a dead
-//!   replica's reservations are given back when they lapse), expiring a day after the period.
+//!   replica's reservations are given back when they lapse), expiring a day after the period;
+//! - `P:lim:cancel:ID`: set by `release.lua` when an admit's reply timed out, so the admit takes
+//!   nothing if it runs late (and what it took, if it ran, is given back at once).
 //!
 //! Redis Cluster: a script's keys must share a slot; set `key_prefix` to a hash tag such as
 //! `"{gw}"` to put all limit keys on one node.
@@ -29,6 +31,7 @@ use crate::config::RedisConfig;
 
 const ADMIT: &str = include_str!("admit.lua");
 const SETTLE: &str = include_str!("settle.lua");
+const RELEASE: &str = include_str!("release.lua");
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -38,6 +41,17 @@ pub enum BackendError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from the limits script: {0}")]
     Reply(String),
+}
+
+impl BackendError {
+    /// No answer in time, from our own bound or the connection's: the command may still run.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            BackendError::Timeout(_) => true,
+            BackendError::Redis(e) => e.is_timeout(),
+            BackendError::Reply(_) => false,
+        }
+    }
 }
 
 pub struct RedisBackend {
@@ -94,6 +108,11 @@ impl RedisBackend {
 
     fn leases_key(&self, period: &Period, scope: &ScopeAsk) -> String {
         self.key(&format!("budl:{}", period.label()), scope)
+    }
+
+    /// Set by `release.lua` for a request whose admit reply never came.
+    fn cancel_key(&self, id: &str) -> String {
+        format!("{}:lim:cancel:{id}", self.prefix)
     }
 
     pub async fn admit(&self, ask: &Ask) -> Result<Decision, BackendError> {
@@ -172,6 +191,7 @@ impl RedisBackend {
                 });
             }
         }
+        invocation.key(self.cancel_key(&ask.id));
         invocation
             .arg(mode)
             .arg(&*ask.id)
@@ -262,6 +282,46 @@ impl RedisBackend {
         invocation.arg(&*ask.id).arg(n).arg(args);
         let mut conn = self.conn.clone();
         let _: i64 = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| BackendError::Timeout(self.timeout))??;
+        Ok(())
+    }
+
+    /// Gives back what an admit whose reply timed out may have taken (its slots and budget
+    /// reservations), and stops it taking anything if it has not run yet. Sent on the same
+    /// connection after the admit, but safe in either order (see `release.lua`).
+    pub async fn release(&self, ask: &Ask) -> Result<(), BackendError> {
+        let mut keys = vec![self.cancel_key(&ask.id)];
+        for scope in ask.scopes.iter().filter(|s| s.max_concurrent.is_some()) {
+            keys.push(self.key("conc", scope));
+        }
+        let slots = keys.len() - 1;
+        for scope in &ask.scopes {
+            for (budget, period) in [
+                (scope.daily_budget, &ask.periods.day),
+                (scope.monthly_budget, &ask.periods.month),
+            ] {
+                if budget.is_some() {
+                    keys.push(self.budget_key(period, scope));
+                    keys.push(self.leases_key(period, scope));
+                }
+            }
+        }
+        let budgets = (keys.len() - 1 - slots) / 2;
+        // EVAL with the script's text, not EVALSHA: this runs when Redis is slow, and a NOSCRIPT
+        // reply arriving after we stopped waiting would leave the release unsent. The command is
+        // on the connection once sent, whether or not its reply is waited for.
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(RELEASE)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(&*ask.id)
+            .arg(self.lease_ms)
+            .arg(slots)
+            .arg(budgets);
+        let mut conn = self.conn.clone();
+        let _: i64 = tokio::time::timeout(self.timeout, command.query_async(&mut conn))
             .await
             .map_err(|_| BackendError::Timeout(self.timeout))??;
         Ok(())
