@@ -542,6 +542,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_spanning_midnight_is_charged_to_the_period_it_ends_in() {
+        use chrono::TimeZone;
+        let b = MemoryBackend::new(None);
+        let set = LimitSet {
+            daily_budget_usd: Some(0.001),
+            monthly_budget_usd: Some(0.01),
+            ..LimitSet::default()
+        };
+        // Admitted a second before the last midnight of March, settled two seconds later.
+        let before = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 31, 23, 59, 59)
+            .unwrap();
+        let after = before + chrono::Duration::seconds(2);
+        let mut a = ask(&[(ScopeKind::User, "u", set)], 0, 600);
+        a.now = before;
+        a.periods = Periods::at(before);
+        assert!(matches!(b.admit(&a), Decision::Admitted(_)));
+        b.settle(
+            &a,
+            &Actual {
+                tokens: 0,
+                cost: 250,
+                periods: Periods::at(after),
+            },
+        );
+        // April 1st, day and month: the request's actual cost, nothing held over from March.
+        let mut next = a.clone();
+        next.now = after;
+        next.periods = Periods::at(after);
+        let fresh = BudgetStatus {
+            spent: 250,
+            reserved: 0,
+        };
+        let status = &b.peek(&next)[0];
+        assert_eq!((status.daily, status.monthly), (Some(fresh), Some(fresh)));
+        // So 750 more still fits the new day's 1000.
+        next.cost = 750;
+        assert!(matches!(b.admit(&next), Decision::Admitted(_)));
+        next.cost = 1;
+        assert!(matches!(b.admit(&next), Decision::Refused(..)));
+    }
+
+    #[tokio::test]
     async fn tokens_settle_by_actual_use() {
         let b = MemoryBackend::new(None);
         let set = LimitSet {
