@@ -10,7 +10,6 @@ use super::error::ApiResult;
 use super::extract::{page, AdminCaller, PageQuery, QueryParams};
 use crate::app::AppState;
 use crate::identity::accounts::PublicUser;
-use crate::identity::AuthError;
 
 type Shared = State<Arc<AppState>>;
 
@@ -20,12 +19,7 @@ pub async fn list_users(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
-    let (users, total) = state
-        .identity
-        .store
-        .list_users(bounds.0, bounds.1)
-        .await
-        .map_err(AuthError::from)?;
+    let (users, total) = state.identity.store.list_users(bounds.0, bounds.1).await?;
     let users: Vec<PublicUser> = users.into_iter().map(PublicUser::from).collect();
     Ok(Json(page(users, total, bounds)))
 }
@@ -40,8 +34,7 @@ pub async fn list_sessions(
         .identity
         .store
         .list_sessions(bounds.0, bounds.1)
-        .await
-        .map_err(AuthError::from)?;
+        .await?;
     Ok(Json(page(sessions, total, bounds)))
 }
 

@@ -151,8 +151,7 @@ pub async fn me(State(state): Shared, caller: UserCaller) -> ApiResult<Json<Publ
         .identity
         .store
         .user_by_id(&caller.user_id)
-        .await
-        .map_err(AuthError::from)?
+        .await?
         .ok_or(AuthError::InvalidToken)?;
     Ok(Json(user.into()))
 }

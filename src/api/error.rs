@@ -55,6 +55,13 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// A database failure: a 500 whose cause is logged, not shown.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        AuthError::from(error).into()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "detail": self.detail, "code": self.code });

@@ -52,14 +52,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateKeyBody>,
 ) -> ApiResult<Response> {
     let user_id = owner(&principal, body.user_id)?;
-    if state
-        .identity
-        .store
-        .user_by_id(&user_id)
-        .await
-        .map_err(AuthError::from)?
-        .is_none()
-    {
+    if state.identity.store.user_by_id(&user_id).await?.is_none() {
         return Err(AuthError::NotFound.into());
     }
     let expires_at = match (body.expires_at, body.expires_in_days) {

@@ -138,16 +138,8 @@ fn answer(state: &AppState, subject: Subject<'_>, over: Option<&LimitOverride>) 
 async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> {
     let store = &state.identity.store;
     let found = match subject {
-        Subject::User(id) => store
-            .user_by_id(id)
-            .await
-            .map_err(AuthError::from)?
-            .is_some(),
-        Subject::ApiKey(id) => store
-            .api_key_owner(id)
-            .await
-            .map_err(AuthError::from)?
-            .is_some(),
+        Subject::User(id) => store.user_by_id(id).await?.is_some(),
+        Subject::ApiKey(id) => store.api_key_owner(id).await?.is_some(),
     };
     if found {
         Ok(())
@@ -158,12 +150,7 @@ async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> 
 
 async fn get_override(state: &AppState, subject: Subject<'_>) -> ApiResult<Json<Value>> {
     ensure_exists(state, subject).await?;
-    let over = state
-        .identity
-        .store
-        .limit_override(subject)
-        .await
-        .map_err(AuthError::from)?;
+    let over = state.identity.store.limit_override(subject).await?;
     Ok(Json(answer(state, subject, over.as_ref())))
 }
 
@@ -179,8 +166,7 @@ async fn put_override(
         .identity
         .store
         .put_limit_override(subject, body.tier.as_deref(), &body.limit_set())
-        .await
-        .map_err(AuthError::from)?;
+        .await?;
     if let Some(limits) = &state.limits {
         limits.invalidate(kind_of(subject), subject_id(subject));
     }
@@ -194,12 +180,7 @@ async fn delete_override(
     subject: Subject<'_>,
 ) -> ApiResult<Json<Value>> {
     ensure_exists(state, subject).await?;
-    let deleted = state
-        .identity
-        .store
-        .delete_limit_override(subject)
-        .await
-        .map_err(AuthError::from)?;
+    let deleted = state.identity.store.delete_limit_override(subject).await?;
     if let Some(limits) = &state.limits {
         limits.invalidate(kind_of(subject), subject_id(subject));
     }
@@ -283,10 +264,7 @@ pub async fn mine(State(state): Shared, caller: UserCaller) -> ApiResult<Json<Va
             ScopeKind::Key => Subject::ApiKey(id),
             _ => Subject::User(id),
         };
-        let over = store
-            .limit_override(subject)
-            .await
-            .map_err(AuthError::from)?;
+        let over = store.limit_override(subject).await?;
         effectives.push(effective(config, *kind, over.as_ref()));
     }
     let statuses = match &state.limits {

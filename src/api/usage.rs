@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::identity::AuthError;
 use crate::plugins::Principal;
 use crate::store::usage_queries::{round_usd, Until, UsageFilter, UsageRow, UsageTotals};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 type Shared = State<Arc<AppState>>;
 
@@ -29,10 +29,6 @@ const MESSAGE_RECORDS: i64 = 1_000;
 
 fn store(state: &AppState) -> &Store {
     &state.identity.store
-}
-
-fn internal(error: StoreError) -> ApiError {
-    AuthError::from(error).into()
 }
 
 /// The filters and page of every usage list. The page fields are spelled out (not flattened
@@ -209,14 +205,10 @@ pub async fn message_details(
     let store = store(&state);
     let message = store
         .message_owner(&message_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(AuthError::NotFound)?;
     check_visible(&principal, &message.user_id, message.deleted)?;
-    let (rows, totals) = store
-        .message_usage(&message_id, MESSAGE_RECORDS)
-        .await
-        .map_err(internal)?;
+    let (rows, totals) = store.message_usage(&message_id, MESSAGE_RECORDS).await?;
     let items: Vec<Detail> = rows.iter().map(detail).collect();
     Ok(Json(json!({
         "message_id": message_id,
@@ -236,14 +228,10 @@ pub async fn conversation_details(
     let store = store(&state);
     let thread = store
         .thread_owner(&conversation_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(AuthError::NotFound)?;
     check_visible(&principal, &thread.user_id, thread.deleted)?;
-    let usage = store
-        .thread_usage(&conversation_id)
-        .await
-        .map_err(internal)?;
+    let usage = store.thread_usage(&conversation_id).await?;
     let by_model: Vec<Value> = usage
         .by_model
         .iter()
@@ -292,8 +280,7 @@ pub async fn summary(
     let bounds = query.bounds();
     let result = store(&state)
         .usage_by_day_and_model(&filter, bounds.0, bounds.1)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(summary_page(result, bounds)))
 }
 
@@ -308,8 +295,7 @@ pub async fn records(
     let bounds = query.bounds();
     let result = store(&state)
         .usage_records(&filter, query.before_id, bounds.0, bounds.1)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(records_page(result, bounds)))
 }
 
@@ -323,8 +309,7 @@ pub async fn key_summary(
     let store = store(&state);
     let owner_id = store
         .api_key_owner(&key_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(AuthError::NotFound)?;
     check_visible(&principal, &owner_id, false)?;
     let mut filter = query.filter(None)?;
@@ -332,8 +317,7 @@ pub async fn key_summary(
     let bounds = query.bounds();
     let result = store
         .usage_by_day_and_model(&filter, bounds.0, bounds.1)
-        .await
-        .map_err(internal)?;
+        .await?;
     let mut value = summary_page(result, bounds);
     value["key_id"] = json!(key_id);
     Ok(Json(value))
@@ -349,8 +333,7 @@ pub async fn admin_summary(
     let bounds = query.bounds();
     let result = store(&state)
         .usage_by_user_day_and_model(&filter, bounds.0, bounds.1)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(summary_page(result, bounds)))
 }
 
@@ -364,8 +347,7 @@ pub async fn admin_records(
     let bounds = query.bounds();
     let result = store(&state)
         .usage_records(&filter, query.before_id, bounds.0, bounds.1)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Json(records_page(result, bounds)))
 }
 
