@@ -21,8 +21,8 @@ pub use identity::{
 };
 use identity::{RawAuth, RawDatabase, RawSmtp};
 pub use metering::{
-    check_limit_set, check_price, FailMode, LimitBackend, LimitSet, LimitsConfig, MeteringConfig,
-    MetricsConfig, ModelPrice, PricingConfig, RedisConfig,
+    check_limit_set, check_price, limit_set_problems, FailMode, LimitBackend, LimitSet,
+    LimitsConfig, MeteringConfig, MetricsConfig, ModelPrice, PricingConfig, RedisConfig,
 };
 use metering::{RawLimits, RawMetering, RawMetrics, RawPricing, RawRedis};
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::extract::{AdminCaller, JsonBody, UserCaller};
 use crate::app::AppState;
-use crate::config::{check_limit_set, LimitSet};
+use crate::config::{limit_set_problems, LimitSet};
 use crate::identity::AuthError;
 use crate::limits::overrides::{effective, Effective};
 use crate::limits::plan::{to_usd, ScopeAsk, ScopeStatus};
@@ -51,14 +51,6 @@ impl OverrideBody {
     }
 }
 
-const FIELDS: [&str; 5] = [
-    "requests_per_minute",
-    "tokens_per_minute",
-    "max_concurrent",
-    "daily_budget_usd",
-    "monthly_budget_usd",
-];
-
 fn validate(state: &AppState, body: &OverrideBody) -> ApiResult<()> {
     if let Some(tier) = &body.tier {
         let tiers = state.limits.as_ref().map(|l| &l.config().tiers);
@@ -79,17 +71,11 @@ fn validate(state: &AppState, body: &OverrideBody) -> ApiResult<()> {
             ));
         }
     }
-    let mut problems = Vec::new();
-    check_limit_set("body", &body.limit_set(), &mut problems);
-    if let Some(problem) = problems.into_iter().next() {
-        let field = FIELDS
-            .into_iter()
-            .find(|f| problem.starts_with(&format!("body.{f}:")));
-        let detail = problem
-            .strip_prefix("body.")
-            .unwrap_or(&problem)
-            .to_string();
-        return Err(ApiError::invalid(field, detail));
+    if let Some((field, problem)) = limit_set_problems(&body.limit_set()).into_iter().next() {
+        return Err(ApiError::invalid(
+            Some(field),
+            format!("{field}: {problem}"),
+        ));
     }
     Ok(())
 }

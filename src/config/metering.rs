@@ -409,15 +409,21 @@ pub(super) fn limits(
 
 /// Problems with one limit set, each named `at.field` (also used for admin overrides).
 pub fn check_limit_set(at: &str, set: &LimitSet, problems: &mut Vec<String>) {
+    for (field, problem) in limit_set_problems(set) {
+        problems.push(format!("{at}.{field}: {problem}"));
+    }
+}
+
+/// What is wrong with a limit set, field by field (the admin API names the field it refuses).
+pub fn limit_set_problems(set: &LimitSet) -> Vec<(&'static str, &'static str)> {
+    let mut problems = Vec::new();
     for (field, value) in [
         ("requests_per_minute", set.requests_per_minute),
         ("tokens_per_minute", set.tokens_per_minute),
         ("max_concurrent", set.max_concurrent),
     ] {
         if value == Some(0) {
-            problems.push(format!(
-                "{at}.{field}: must be greater than 0 (leave it out for no limit)"
-            ));
+            problems.push((field, "must be greater than 0 (leave it out for no limit)"));
         }
     }
     for (field, value) in [
@@ -425,7 +431,8 @@ pub fn check_limit_set(at: &str, set: &LimitSet, problems: &mut Vec<String>) {
         ("monthly_budget_usd", set.monthly_budget_usd),
     ] {
         if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            problems.push(format!("{at}.{field}: must be a number >= 0"));
+            problems.push((field, "must be a number >= 0"));
         }
     }
+    problems
 }
