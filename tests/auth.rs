@@ -7,12 +7,10 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::rest::{assert_api_error, get, open_store, reply, send, shared_databases, Reply};
 use common::smtp::SmtpSink;
 use common::{Harness, JWT_SECRET, KEY};
-use gateway::config::{DatabaseConfig, Secret};
-use gateway::store::Store;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -21,50 +19,8 @@ const PASSWORD: &str = "correct horse battery";
 // ---------------------------------------------------------------------------------------------
 // Request helpers
 
-/// A response's status, headers and JSON body (`Null` when the body is empty or not JSON).
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-async fn send(
-    h: &Harness,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Reply {
-    let mut request = h.client.request(method, h.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    reply(request.send().await.expect("request reaches the gateway")).await
-}
-
-async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("response body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-        text,
-    }
-}
-
 async fn post(h: &Harness, path: &str, token: Option<&str>, body: &Value) -> Reply {
     send(h, Method::POST, path, token, Some(body)).await
-}
-
-async fn get(h: &Harness, path: &str, token: Option<&str>) -> Reply {
-    send(h, Method::GET, path, token, None).await
 }
 
 async fn delete(h: &Harness, path: &str, token: Option<&str>) -> Reply {
@@ -128,20 +84,6 @@ fn user_id(pair: &Value) -> &str {
     pair["user"]["id"].as_str().expect("user.id")
 }
 
-/// Asserts a REST error: status, code, a detail, and WWW-Authenticate on a 401.
-fn assert_api_error(r: &Reply, status: u16, code: &str, context: &str) {
-    assert_eq!(r.status, status, "{context}: {}", r.text);
-    assert_eq!(r.body["code"], code, "{context}: {}", r.text);
-    assert!(r.body["detail"].is_string(), "{context}: {}", r.text);
-    if status == 401 {
-        assert_eq!(
-            r.headers.get("www-authenticate").map(|v| v.as_bytes()),
-            Some(&b"Bearer"[..]),
-            "{context}: 401 without WWW-Authenticate"
-        );
-    }
-}
-
 /// The claims of a JWT, read without checking it.
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
@@ -161,33 +103,6 @@ fn sign_hs(algorithm: Algorithm, secret: &str, claims: &Value) -> String {
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .expect("signing")
-}
-
-/// A second store on the gateway's database, to do what no endpoint does (grant the admin role).
-async fn open_store(url: &str) -> Store {
-    Store::connect(&DatabaseConfig {
-        url: Secret::new(url),
-        auto_migrate: false,
-        max_connections: 2,
-    })
-    .await
-    .expect("a second store opens on the test database")
-}
-
-/// The databases of `common::db::databases()`, with SQLite in a file under `dir` so a second
-/// store can open it too.
-async fn shared_databases(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
-    common::db::databases()
-        .await
-        .into_iter()
-        .map(|(engine, url)| match engine {
-            "sqlite" => (
-                engine,
-                format!("sqlite://{}", dir.path().join("gw.db").display()),
-            ),
-            _ => (engine, url),
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

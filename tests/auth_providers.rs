@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::Utc;
 use common::jwks::{self, JwksServer, TEST_KID};
+use common::rest::{reply, Reply};
 use common::Harness;
 use gateway::config::{DatabaseConfig, Secret};
 use gateway::store::sessions::NewSession;
@@ -21,23 +22,6 @@ const PASSWORD: &str = "correct horse battery";
 const GOOGLE_ISS: &str = "https://accounts.google.com";
 const APPLE_ISS: &str = "https://appleid.apple.com";
 const BETTER_AUTH_SECRET: &str = "better-auth-test-secret-0123456789abcdef";
-
-/// A response's status, JSON body (`Null` if none) and text.
-struct Reply {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("response body");
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    }
-}
 
 async fn post(h: &Harness, path: &str, body: &Value) -> Reply {
     let response = h.client.post(h.url(path)).json(body).send().await;

@@ -11,8 +11,8 @@ mod common;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::rest::{assert_api_error, get, open_store, shared_databases};
 use common::{Harness, KEY};
-use gateway::config::{DatabaseConfig, Secret};
 use gateway::store::{Pool, Store};
 use gateway::usage::{TokenUsage, UsageRecord};
 use serde_json::{json, Value};
@@ -22,36 +22,11 @@ const PASSWORD: &str = "correct horse battery";
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct Reply {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-async fn get(h: &Harness, path: &str, token: Option<&str>) -> Reply {
-    let mut request = h.client.get(h.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("request reaches the gateway");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("response body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, body, text }
-}
-
 /// GET expecting a 200, returning the body.
 async fn ok(h: &Harness, path: &str, token: &str, context: &str) -> Value {
     let r = get(h, path, Some(token)).await;
     assert_eq!(r.status, 200, "{context}: GET {path}: {}", r.text);
     r.body
-}
-
-/// Asserts a REST error with this status and code.
-fn expect_error(r: &Reply, status: u16, code: &str, context: &str) {
-    assert_eq!(r.status, status, "{context}: {}", r.text);
-    assert_eq!(r.body["code"], code, "{context}: {}", r.text);
-    assert!(r.body["detail"].is_string(), "{context}: {}", r.text);
 }
 
 struct User {
@@ -100,32 +75,6 @@ async fn create_key(h: &Harness, token: &str, name: &str) -> String {
     assert_eq!(response.status(), 201, "creating key {name}");
     let body: Value = response.json().await.unwrap();
     body["id"].as_str().unwrap().to_string()
-}
-
-async fn open_store(url: &str) -> Store {
-    Store::connect(&DatabaseConfig {
-        url: Secret::new(url),
-        auto_migrate: false,
-        max_connections: 2,
-    })
-    .await
-    .expect("a second store opens on the test database")
-}
-
-/// The databases of `common::db::databases()`, SQLite in a file under `dir` so a second store
-/// can open it too.
-async fn shared_databases(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
-    common::db::databases()
-        .await
-        .into_iter()
-        .map(|(engine, url)| match engine {
-            "sqlite" => (
-                engine,
-                format!("sqlite://{}", dir.path().join("gw.db").display()),
-            ),
-            _ => (engine, url),
-        })
-        .collect()
 }
 
 /// Runs one statement with text parameters on either engine.
@@ -458,7 +407,7 @@ async fn usage_summaries_records_details_and_ownership() {
             ("from=2025-03-01T25:00:00Z", "from"),
         ] {
             let r = get(&h, &format!("/api/v1/usage?{query}"), Some(&alice.token)).await;
-            expect_error(&r, 422, "invalid_request", &format!("{engine}: ?{query}"));
+            assert_api_error(&r, 422, "invalid_request", &format!("{engine}: ?{query}"));
             assert_eq!(r.body["field"], field, "{engine}: ?{query}");
             let r = get(
                 &h,
@@ -466,7 +415,7 @@ async fn usage_summaries_records_details_and_ownership() {
                 Some(&alice.token),
             )
             .await;
-            expect_error(
+            assert_api_error(
                 &r,
                 422,
                 "invalid_request",
@@ -480,21 +429,21 @@ async fn usage_summaries_records_details_and_ownership() {
                 Some(&alice.token),
             )
             .await;
-            expect_error(&r, 422, "invalid_request", &format!("{engine}: ?{query}"));
+            assert_api_error(&r, 422, "invalid_request", &format!("{engine}: ?{query}"));
         }
 
         // Whose usage: a user may name only themselves; the master key must name someone.
         let r = get(&h, "/api/v1/usage", None).await;
-        expect_error(&r, 401, "not_authenticated", engine);
+        assert_api_error(&r, 401, "not_authenticated", engine);
         let r = get(
             &h,
             &format!("/api/v1/usage?user_id={}", alice.id),
             Some(&bob.token),
         )
         .await;
-        expect_error(&r, 404, "not_found", &format!("{engine}: bob reads alice"));
+        assert_api_error(&r, 404, "not_found", &format!("{engine}: bob reads alice"));
         let r = get(&h, "/api/v1/usage", Some(KEY)).await;
-        expect_error(
+        assert_api_error(
             &r,
             422,
             "invalid_request",
@@ -654,12 +603,12 @@ async fn usage_summaries_records_details_and_ownership() {
         assert_close(&m["totals"]["cost_usd"], 0.003, engine);
         for (who, token) in [("bob", bob.token.as_str())] {
             let r = get(&h, "/chat/messages/m-alice-1/usage-details", Some(token)).await;
-            expect_error(&r, 404, "not_found", &format!("{engine}: {who}"));
+            assert_api_error(&r, 404, "not_found", &format!("{engine}: {who}"));
         }
         let r = get(&h, "/chat/messages/nope/usage-details", Some(&alice.token)).await;
-        expect_error(&r, 404, "not_found", engine);
+        assert_api_error(&r, 404, "not_found", engine);
         let r = get(&h, "/chat/messages/m-alice-1/usage-details", None).await;
-        expect_error(&r, 401, "not_authenticated", engine);
+        assert_api_error(&r, 401, "not_authenticated", engine);
         let m = ok(&h, "/chat/messages/m-alice-1/usage-details", &admin, engine).await;
         assert_eq!(
             m["totals"]["requests"], 2,
@@ -703,14 +652,14 @@ async fn usage_summaries_records_details_and_ownership() {
             "{engine}"
         );
         let r = get(&h, "/chat/t-alice/usage-details", Some(&bob.token)).await;
-        expect_error(
+        assert_api_error(
             &r,
             404,
             "not_found",
             &format!("{engine}: bob reads alice's thread"),
         );
         let r = get(&h, "/chat/t-nope/usage-details", Some(&bob.token)).await;
-        expect_error(&r, 404, "not_found", engine);
+        assert_api_error(&r, 404, "not_found", engine);
         let c = ok(&h, "/chat/t-bob/usage-details", &bob.token, engine).await;
         assert_eq!(c["totals"]["requests"], 1, "{engine}");
         // A deleted thread's usage, and its messages', is gone for its owner, kept for admins.
@@ -725,7 +674,7 @@ async fn usage_summaries_records_details_and_ownership() {
             "/chat/messages/m-alice-1/usage-details",
         ] {
             let r = get(&h, path, Some(&alice.token)).await;
-            expect_error(
+            assert_api_error(
                 &r,
                 404,
                 "not_found",
@@ -779,7 +728,7 @@ async fn usage_summaries_records_details_and_ownership() {
             ),
         ] {
             let r = get(&h, &path, Some(token)).await;
-            expect_error(&r, 404, "not_found", &format!("{engine}: {what}"));
+            assert_api_error(&r, 404, "not_found", &format!("{engine}: {what}"));
         }
         let k = ok(&h, &format!("/api/v1/keys/{bob_key}/usage"), &admin, engine).await;
         assert_eq!(k["totals"]["requests"], 1, "{engine}");
@@ -848,16 +797,16 @@ async fn usage_summaries_records_details_and_ownership() {
         assert_eq!(r["items"][0]["user_id"], bob.id.as_str(), "{engine}");
         for path in ["/api/v1/admin/usage", "/api/v1/admin/usage/records"] {
             let r = get(&h, path, Some(&alice.token)).await;
-            expect_error(&r, 403, "forbidden", &format!("{engine}: user on {path}"));
+            assert_api_error(&r, 403, "forbidden", &format!("{engine}: user on {path}"));
             let r = get(&h, path, None).await;
-            expect_error(
+            assert_api_error(
                 &r,
                 401,
                 "not_authenticated",
                 &format!("{engine}: anon {path}"),
             );
             let r = get(&h, &format!("{path}?from=03/01/2025"), Some(KEY)).await;
-            expect_error(
+            assert_api_error(
                 &r,
                 422,
                 "invalid_request",

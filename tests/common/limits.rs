@@ -2,6 +2,7 @@
 //! can wait until a request has been settled (the limits plugin's `on_complete` runs before it)
 //! instead of sleeping; and helpers to register users and keys through REST.
 
+pub use super::rest::{reply, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,37 +150,6 @@ impl LimitsHarness {
     pub async fn admin_put(&self, path: &str, body: &Value) -> Reply {
         self.api(reqwest::Method::PUT, path, Some(KEY), Some(body))
             .await
-    }
-}
-
-/// A response's status, headers and body.
-pub struct Reply {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn header_u64(&self, name: &str) -> Option<u64> {
-        self.header(name).and_then(|v| v.parse().ok())
-    }
-}
-
-pub async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-        text,
     }
 }
 

@@ -10,6 +10,7 @@ use gateway::GatewayHandle;
 pub mod db;
 pub mod jwks;
 pub mod limits;
+pub mod rest;
 pub mod smtp;
 
 pub const KEY: &str = "test-master-key";
