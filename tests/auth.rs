@@ -1101,6 +1101,31 @@ async fn api_keys_are_shown_once_limited_and_revocable() {
         let r = get_me(&h, &key).await;
         assert_eq!(r.status, 200, "{engine}: me with key: {}", r.text);
         assert_eq!(r.body["id"], user_id(&alice), "{engine}");
+        // ...but not for managing keys: the model-limited key can neither mint an unlimited one
+        // nor revoke or list its owner's keys.
+        let r = post(&h, "/api/v1/keys", Some(&key), &json!({"name": "escape"})).await;
+        assert_api_error(
+            &r,
+            403,
+            "forbidden",
+            &format!("{engine}: key creates a key"),
+        );
+        let unlimited_id = r.body["id"].as_str().map(str::to_string);
+        assert!(unlimited_id.is_none(), "{engine}: no key was made");
+        let r = delete(&h, &format!("/api/v1/keys/{id}"), Some(&key)).await;
+        assert_api_error(
+            &r,
+            403,
+            "forbidden",
+            &format!("{engine}: key revokes a key"),
+        );
+        let r = get(&h, "/api/v1/keys", Some(&key)).await;
+        assert_api_error(&r, 403, "forbidden", &format!("{engine}: key lists keys"));
+        assert_eq!(
+            chat_as(&h, &key, "mock-gpt").await.status(),
+            200,
+            "{engine}: still live"
+        );
 
         // Another user can't revoke it, and can't tell it exists.
         let r = delete(&h, &format!("/api/v1/keys/{id}"), Some(access(&bob))).await;

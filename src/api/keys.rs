@@ -16,12 +16,20 @@ use super::extract::{page, Caller, JsonBody, PageQuery, QueryParams};
 use crate::app::AppState;
 use crate::identity::api_keys::KeyRequest;
 use crate::identity::AuthError;
-use crate::plugins::Principal;
+use crate::plugins::{Principal, PrincipalKind};
 
 type Shared = State<Arc<AppState>>;
 
-/// Whose keys: the caller's own, or (admins only) the `user_id` named.
+/// Whose keys: the caller's own, or (admins only) the `user_id` named. Keys are managed by a
+/// signed-in user or the master key, never by an API key: a key limited to some models could
+/// otherwise mint an unlimited one, or revoke its owner's other keys.
 fn owner(principal: &Principal, user_id: Option<String>) -> Result<String, ApiError> {
+    if principal.kind == PrincipalKind::ApiKey {
+        return Err(AuthError::Forbidden(
+            "API keys cannot manage API keys: sign in (an access or session token) to do that.",
+        )
+        .into());
+    }
     let own = principal.user_id();
     match user_id {
         Some(other) if Some(other.as_str()) == own => Ok(other),
