@@ -149,7 +149,7 @@ impl Limits {
     async fn scopes(
         &self,
         principal: Option<&Principal>,
-        model: Option<&str>,
+        model: Option<&Arc<str>>,
         token_estimate: u64,
     ) -> Vec<ScopeAsk> {
         let mut scopes = Vec::with_capacity(3);
@@ -181,10 +181,10 @@ impl Limits {
                 ));
             }
         }
-        if let Some((name, set)) = model.and_then(|m| self.models.get_key_value(m)) {
+        if let Some((model, set)) = model.and_then(|m| Some((m, self.models.get(&**m)?))) {
             scopes.push(ScopeAsk::new(
                 ScopeKind::Model,
-                Arc::from(name.as_str()),
+                model.clone(),
                 set,
                 token_estimate,
             ));
@@ -229,7 +229,7 @@ impl Limits {
         };
         let estimate = prompt_estimate.saturating_add(ctx.max_output_tokens.unwrap_or(0));
         let scopes = self
-            .scopes(ctx.principal.as_ref(), ctx.model.as_deref(), estimate)
+            .scopes(ctx.principal.as_ref(), ctx.model.as_ref(), estimate)
             .await;
         if scopes.is_empty() {
             return Ok(());
@@ -283,8 +283,8 @@ impl Limits {
             }
             Err(e) => {
                 backend_error(&e);
-                if let (true, Backend::Redis(redis)) = (e.is_timeout(), &self.backend) {
-                    // The admit may still run (or have run) in Redis after we stopped waiting:
+                if let (true, Backend::Redis(redis)) = (e.may_have_run(), &self.backend) {
+                    // The admit may have run (or still run) in Redis without our seeing its reply:
                     // release it, or its slots and reservations would stay until their lease
                     // ends (`concurrency_lease_secs`) and refuse other requests meanwhile.
                     let redis = redis.clone();

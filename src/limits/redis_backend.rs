@@ -44,11 +44,12 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// No answer in time, from our own bound or the connection's: the command may still run.
-    pub fn is_timeout(&self) -> bool {
+    /// The command was sent but no answer came (a timeout, ours or the connection's, or the
+    /// connection dropped): Redis may have run it, or may still run it.
+    pub fn may_have_run(&self) -> bool {
         match self {
             BackendError::Timeout(_) => true,
-            BackendError::Redis(e) => e.is_timeout(),
+            BackendError::Redis(e) => e.is_timeout() || e.is_connection_dropped(),
             BackendError::Reply(_) => false,
         }
     }
