@@ -200,9 +200,18 @@ impl WriterTask {
             }
         }
         // Written before the file goes, so a crash now duplicates rather than loses.
-        for chunk in records.chunks(self.config.batch_size) {
+        let batch = self.config.batch_size.max(1);
+        for (n, chunk) in records.chunks(batch).enumerate() {
             if let Err(e) = self.store.insert_usage(chunk).await {
-                tracing::error!(error = %e, file = %path.display(), "replaying undelivered usage records failed; the file is kept");
+                // Keep only what is not written yet: the next start must not write the
+                // earlier chunks a second time (they would be billed twice).
+                let unwritten = &records[n * batch..];
+                let kept = replace_json_lines(path, unwritten);
+                tracing::error!(
+                    error = %e, file = %path.display(), written = n * batch, kept = unwritten.len(),
+                    file_error = kept.err().map(|e| e.to_string()),
+                    "replaying undelivered usage records failed; the rest stay in the file"
+                );
                 return;
             }
         }
@@ -214,6 +223,16 @@ impl WriterTask {
             "undelivered usage records replayed into the database"
         );
     }
+}
+
+/// Replaces the file's records with `records` (written aside, then renamed over it).
+fn replace_json_lines(path: &Path, records: &[UsageRecord]) -> std::io::Result<()> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".tmp");
+    let aside = std::path::PathBuf::from(aside);
+    let _ = std::fs::remove_file(&aside);
+    append_json_lines(&aside, records)?;
+    std::fs::rename(&aside, path)
 }
 
 fn append_json_lines(path: &Path, records: &[UsageRecord]) -> std::io::Result<()> {
@@ -231,4 +250,33 @@ fn append_json_lines(path: &Path, records: &[UsageRecord]) -> std::io::Result<()
     }
     file.write_all(&buffer)?;
     file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> UsageRecord {
+        UsageRecord {
+            request_id: id.to_string(),
+            route: "chat.completions".into(),
+            outcome: "complete".into(),
+            ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_partial_replay_keeps_only_the_unwritten_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("undelivered.jsonl");
+        append_json_lines(&path, &[record("a"), record("b"), record("c")]).unwrap();
+        replace_json_lines(&path, &[record("c")]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<UsageRecord>(l).unwrap().request_id)
+            .collect();
+        assert_eq!(ids, ["c"]);
+        assert!(!dir.path().join("undelivered.jsonl.tmp").exists());
+    }
 }
