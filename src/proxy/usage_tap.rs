@@ -17,6 +17,9 @@ use crate::usage::{TokenUsage, UsageJson};
 const PARSE_WHOLE_LIMIT: usize = 256 * 1024;
 /// Answers larger than this are not kept for their usage at all.
 const KEEP_LIMIT: usize = 64 * 1024 * 1024;
+/// An SSE event longer than this is not an OpenAI chunk: the tap stops looking (and holding)
+/// rather than buffer an upstream that never ends its event. As in `translate::sse`.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct UsageTap {
     sse: bool,
@@ -30,6 +33,8 @@ pub struct UsageTap {
     pub usage: Option<TokenUsage>,
     /// SSE data events with content seen: one token each is the estimate when no usage comes.
     pub events: u64,
+    /// An event outgrew `MAX_EVENT_BYTES`: everything passes through unread.
+    gave_up: bool,
 }
 
 impl UsageTap {
@@ -42,12 +47,16 @@ impl UsageTap {
             kept: 0,
             usage: None,
             events: 0,
+            gave_up: false,
         }
     }
 
     /// Looks at one frame of the answer; returns what the client gets (the frame itself unless
     /// a usage chunk is cut out or a split event is held back).
     pub fn frame(&mut self, data: Bytes) -> Bytes {
+        if self.gave_up {
+            return data;
+        }
         if !self.sse {
             if self.kept + data.len() <= KEEP_LIMIT {
                 self.kept += data.len();
@@ -64,6 +73,15 @@ impl UsageTap {
             }
             return self.output(data, end, cut);
         }
+        if self.carry.len() + data.len() > MAX_EVENT_BYTES {
+            return self.give_up(data);
+        }
+        if !data.contains(&b'\n') {
+            // No line ends here, so no event either: hold it without rescanning the carry
+            // (a long event in small frames would otherwise be scanned over and over).
+            self.carry.extend_from_slice(&data);
+            return if self.strip { Bytes::new() } else { data };
+        }
         self.carry.extend_from_slice(&data);
         let joined = std::mem::take(&mut self.carry).freeze();
         let end = complete_events_end(&joined);
@@ -76,6 +94,19 @@ impl UsageTap {
         }
         // Looking only: the client gets this frame as it came.
         data
+    }
+
+    /// Stops looking at this answer: what was held back goes to the client with `data`, and
+    /// the rest passes untouched (its usage, if any, goes unread and is estimated).
+    fn give_up(&mut self, data: Bytes) -> Bytes {
+        self.gave_up = true;
+        let held = std::mem::take(&mut self.carry);
+        if !self.strip || held.is_empty() {
+            return data;
+        }
+        let mut out = held;
+        out.extend_from_slice(&data);
+        out.freeze()
     }
 
     /// What goes to the client from `bytes` whose complete events end at `end`.
@@ -259,6 +290,27 @@ mod tests {
         }
         out.extend_from_slice(&tap.finish());
         String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_passed_on_not_buffered() {
+        let mut tap = UsageTap::new(true, true);
+        let mut sent = CHUNK.len() + 6;
+        let mut got = tap.frame(Bytes::from(format!("{CHUNK}data: "))).len();
+        let piece = Bytes::from(vec![b'x'; 1024 * 1024]);
+        for _ in 0..20 {
+            sent += piece.len();
+            got += tap.frame(piece.clone()).len();
+            assert!(
+                tap.carry.len() <= MAX_EVENT_BYTES,
+                "held {}",
+                tap.carry.len()
+            );
+        }
+        got += tap.finish().len();
+        assert!(tap.gave_up);
+        assert_eq!(got, sent, "every byte reaches the client");
+        assert_eq!(tap.events, 1);
     }
 
     #[test]
