@@ -278,12 +278,10 @@ impl MemoryBackend {
         seeded.retain(|(_, _, day), _| *day == periods.day.id);
     }
 
-    pub fn len(&self) -> usize {
+    /// Scopes held (the pruning test counts them).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
