@@ -121,7 +121,13 @@ pub struct LogoutBody {
 
 /// Ends the session of the access token sent, or of the refresh token in the body.
 pub async fn logout(State(state): Shared, request: axum::extract::Request) -> ApiResult<Response> {
-    let principal = state.identity.authenticate(request.headers()).await.ok();
+    // A bad or missing credential may still come with a refresh token in the body; a database
+    // failure is a 500, not "not signed in".
+    let principal = match state.identity.authenticate(request.headers()).await {
+        Ok(principal) => Some(principal),
+        Err(AuthError::Internal(e)) => return Err(AuthError::Internal(e).into()),
+        Err(_) => None,
+    };
     let bytes = super::extract::read_body(request, &state).await?;
     let body: LogoutBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         LogoutBody::default()
