@@ -1437,3 +1437,49 @@ async fn malformed_paging_is_a_422_in_the_rest_shape() {
         assert_api_error(&r, 422, "invalid_request", path);
     }
 }
+
+#[tokio::test]
+async fn password_reset_mails_are_capped_per_address() {
+    let sink = SmtpSink::start().await;
+    let extra = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"gw@example.com\"\ntls = \"none\"\n",
+        sink.port
+    );
+    let h = common::start_on(common::db::SQLITE_MEMORY, &extra).await;
+    register(&h, "flooded@example.com", PASSWORD).await;
+    register(&h, "other@example.com", PASSWORD).await;
+    // Seven asks for one address (login_max_failures is 5): every answer is the same 202, but
+    // only five mails go out.
+    let ask = |email: &'static str| {
+        let h = &h;
+        async move {
+            let r = post(
+                h,
+                "/api/v1/auth/reset-password",
+                None,
+                &json!({ "email": email }),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{email}: {}", r.text);
+        }
+    };
+    for _ in 0..7 {
+        ask("flooded@example.com").await;
+    }
+    for n in 0..5 {
+        let mail = sink.next_mail().await;
+        assert!(
+            mail_to(&mail).contains("flooded@"),
+            "mail {n}: {}",
+            mail_to(&mail)
+        );
+    }
+    // The next mail is another address's: the sixth and seventh asks sent none.
+    ask("other@example.com").await;
+    let mail = sink.next_mail().await;
+    assert!(
+        mail_to(&mail).contains("other@"),
+        "a capped ask still mailed: {}",
+        mail_to(&mail)
+    );
+}

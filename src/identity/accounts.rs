@@ -370,21 +370,23 @@ impl Identity {
     }
 
     /// Mails a reset link when the email has an account. The caller answers the same either
-    /// way, and the mail goes out on its own task so the answer takes as long either way too.
+    /// way, and the token is stored and the mail sent on their own task, so the answer takes
+    /// as long either way too (one lookup). At most `login_max_failures` mails go to one
+    /// address per window: more are dropped silently, so the endpoint cannot flood a mailbox.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), AuthError> {
         let email = normalize_email(email)?;
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
+        let throttle_key = format!("reset:{email}");
+        if self.throttle.check(&throttle_key).is_err() {
+            return Ok(());
+        }
+        self.throttle.record_failure(&throttle_key);
         let token = tokens::opaque_token("");
         let expires_at = expires_after(self.config.password_reset_ttl)?;
-        self.store
-            .create_verification(
-                &format!("{RESET_PREFIX}{}", tokens::token_hash(&token)),
-                &user.id,
-                expires_at,
-            )
-            .await?;
+        let (store, user_id) = (self.store.clone(), user.id.clone());
+        let token_key = format!("{RESET_PREFIX}{}", tokens::token_hash(&token));
         let link = match &self.config.reset_url {
             Some(url) => url.replace("{token}", &token),
             None => token.clone(),
@@ -399,6 +401,14 @@ impl Identity {
         };
         let mailer = self.mailer.clone();
         tokio::spawn(async move {
+            // No mail without a stored token: the link would not work.
+            if let Err(e) = store
+                .create_verification(&token_key, &user_id, expires_at)
+                .await
+            {
+                tracing::error!(error = %e, "storing a password reset token failed; no mail sent");
+                return;
+            }
             if let Err(e) = mailer.send(mail).await {
                 tracing::error!(error = %format!("{e:#}"), "sending a password reset mail failed");
             }
