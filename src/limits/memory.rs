@@ -242,10 +242,13 @@ impl MemoryBackend {
                 })
                 .await;
             if let Err(e) = seeded {
-                tracing::warn!(
-                    scope = scope.kind.as_str(), error = %e,
-                    "could not read earlier spend for a budget; counting from zero for now"
-                );
+                // Retried by the next request, so logged at most every 10 s while it fails.
+                super::log_throttled(&super::STORE_ERRORS, || {
+                    tracing::warn!(
+                        scope = scope.kind.as_str(), error = %e,
+                        "could not read earlier spend for a budget; counting from zero for now"
+                    )
+                });
             }
         }
     }
