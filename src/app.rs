@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use crate::error::GatewayError;
 use crate::identity::Identity;
 use crate::providers::X_REQUEST_ID;
-use crate::proxy::Proxy;
+use crate::proxy::Pipeline;
 use crate::request_id::RequestIds;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,7 +29,7 @@ pub struct ProviderStatus {
 }
 
 pub struct AppState {
-    pub proxy: Proxy,
+    pub pipeline: Pipeline,
     pub identity: Arc<Identity>,
     /// The rate limits and budgets plugin, when `[limits]` is configured (the admin API
     /// invalidates its cached overrides).
@@ -80,23 +80,23 @@ pub fn handler(
 }
 
 async fn chat_completions(State(state): Shared, request: Request) -> Response {
-    state.proxy.chat_completions(request).await
+    state.pipeline.chat_completions(request).await
 }
 
 async fn embeddings(State(state): Shared, request: Request) -> Response {
-    state.proxy.embeddings(request).await
+    state.pipeline.embeddings(request).await
 }
 
 async fn audio_transcriptions(State(state): Shared, request: Request) -> Response {
-    state.proxy.audio_transcriptions(request).await
+    state.pipeline.audio_transcriptions(request).await
 }
 
 async fn list_models(State(state): Shared, request: Request) -> Response {
-    state.proxy.list_models(request).await
+    state.pipeline.list_models(request).await
 }
 
 async fn get_model(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
-    state.proxy.get_model(request, &id).await
+    state.pipeline.get_model(request, &id).await
 }
 
 async fn health() -> Response {
@@ -125,7 +125,7 @@ async fn ready(State(state): Shared) -> Response {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "no_providers"),
     };
-    let targets = state.proxy.router.health();
+    let targets = state.pipeline.router.health();
     let body = json!({
         "status": word, "version": VERSION, "providers": providers, "targets": targets
     });
@@ -147,7 +147,7 @@ async fn metrics(State(state): Shared, headers: http::HeaderMap) -> Response {
                 .into_response();
         }
     }
-    for target in state.proxy.router.health() {
+    for target in state.pipeline.router.health() {
         let labels = [
             ("model", target.model),
             ("provider", target.provider),

@@ -21,10 +21,13 @@ pub struct GatewayError {
     pub status: StatusCode,
     pub source: ErrorSource,
     /// OpenAI's `type`: invalid_request_error, authentication_error, ...
-    pub kind: &'static str,
-    pub code: Option<&'static str>,
+    pub kind: Cow<'static, str>,
+    pub code: Option<Cow<'static, str>>,
     pub param: Option<Cow<'static, str>>,
     pub message: String,
+    /// Seconds to wait before trying again, for callers that get this error as a value (an
+    /// in-process pipeline call); /v1 answers carry Retry-After in their headers already.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -46,16 +49,63 @@ impl GatewayError {
         Self {
             status,
             source,
-            kind,
+            kind: Cow::Borrowed(kind),
             code: None,
             param: None,
             message,
+            retry_after: None,
         }
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = Some(code.into());
         self
+    }
+
+    /// The error an answer with a failing status carried (OpenAI's error JSON, as every /v1
+    /// answer's errors are written), for callers of the pipeline that get it as a value. Who is
+    /// to blame follows from the status: 4xx the caller, 5xx the upstream.
+    pub fn from_answer(status: StatusCode, body: &[u8], retry_after: Option<u64>) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: Fields,
+        }
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            message: Option<String>,
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            code: Option<serde_json::Value>,
+            param: Option<String>,
+        }
+        let source = if status.is_client_error() {
+            ErrorSource::Client
+        } else {
+            ErrorSource::Upstream
+        };
+        let fields = serde_json::from_slice::<Envelope>(body)
+            .ok()
+            .map(|e| e.error);
+        let message = fields
+            .as_ref()
+            .and_then(|f| f.message.clone())
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+                format!("The model call failed with status {status}: {text}")
+            });
+        let mut error = Self::new(status, source, "upstream_error", message);
+        error.retry_after = retry_after;
+        let Some(fields) = fields else { return error };
+        if let Some(kind) = fields.kind {
+            error.kind = Cow::Owned(kind);
+        }
+        error.code = match fields.code {
+            Some(serde_json::Value::String(code)) => Some(Cow::Owned(code)),
+            Some(serde_json::Value::Number(code)) => Some(Cow::Owned(code.to_string())),
+            _ => None,
+        };
+        error.param = fields.param.map(Cow::Owned);
+        error
     }
 
     pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
@@ -201,9 +251,9 @@ impl GatewayError {
         let body = ErrorBody {
             error: ErrorFields {
                 message: &self.message,
-                kind: self.kind,
+                kind: &self.kind,
                 param: self.param.as_deref(),
-                code: self.code,
+                code: self.code.as_deref(),
             },
         };
         // Serialising plain strings into a Vec cannot fail.
@@ -227,6 +277,11 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }

@@ -7,12 +7,15 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod identity;
+pub mod jobs;
 pub mod limits;
 pub mod master_key;
 pub mod metering;
 pub mod mock;
+pub mod pipeline;
 pub mod plugins;
 pub mod pricing;
 pub mod providers;
@@ -39,7 +42,7 @@ use app::{AppState, ProviderStatus};
 use config::Config;
 use identity::Identity;
 use plugins::{auth::Auth, Plugin, PluginChain};
-use proxy::Proxy;
+use proxy::Pipeline;
 use routing::Router;
 use store::Store;
 
@@ -71,22 +74,21 @@ pub async fn build_state_with(
     };
     let identity = Arc::new(Identity::new(config, store, &jwt_secret)?);
     let prices = Arc::new(pricing::PriceTable::load(&config.pricing)?);
-    let mut chain: Vec<Arc<dyn Plugin>> = vec![Arc::new(Auth::new(identity.clone()))];
     let limits = limits::Limits::from_config(config, identity.store.clone(), prices.clone())
         .await?
         .map(Arc::new);
-    if let Some(limits) = &limits {
-        chain.push(limits.clone());
-    }
     metering::metrics::install();
     let usage_writer = config
         .metering
         .enabled
         .then(|| metering::UsageWriter::start(identity.store.clone(), config.metering.clone()));
-    chain.push(Arc::new(plugins::metering::Metering::new(
-        usage_writer.clone(),
-    )));
-    chain.extend(extra);
+    let chain = plugins::ordered(
+        Arc::new(Auth::new(identity.clone())),
+        Vec::new(),
+        limits.clone().map(|l| l as Arc<dyn Plugin>),
+        Arc::new(plugins::metering::Metering::new(usage_writer.clone())),
+        extra,
+    );
     let plugins = Arc::new(PluginChain::new(chain, prices.clone()));
     tracing::info!(plugins = ?plugins.names(), "plugin chain");
     let router = Router::build_with_prices(config, &prices)?;
@@ -95,7 +97,7 @@ pub async fn build_state_with(
         metrics: config.metrics.clone(),
         identity,
         limits,
-        proxy: Proxy {
+        pipeline: Pipeline {
             router,
             plugins,
             max_request_bytes: config.server.max_request_bytes,

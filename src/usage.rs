@@ -134,6 +134,9 @@ pub struct UsageRecord {
     pub ttfb_ms: Option<u64>,
     /// When the request ended (RFC 3339, milliseconds, UTC).
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// What the call was for (`api` for /v1; records spooled before scopes existed read as it).
+    #[serde(default)]
+    pub scope: crate::context::UsageScope,
 }
 
 #[cfg(test)]

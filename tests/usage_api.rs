@@ -183,6 +183,7 @@ fn record(r: &Rec) -> UsageRecord {
         cost_usd: r.cost,
         latency_ms: 120,
         ttfb_ms: Some(40),
+        scope: Default::default(),
         created_at: r.at,
     }
 }

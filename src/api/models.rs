@@ -36,7 +36,7 @@ pub async fn catalog(
         ));
     }
     let models: Vec<_> = state
-        .proxy
+        .pipeline
         .router
         .catalog()
         .iter()

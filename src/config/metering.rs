@@ -60,6 +60,7 @@ pub(super) struct RawMetering {
     flush_interval_ms: u64,
     max_retries: u32,
     retry_backoff_ms: u64,
+    queue_capacity: usize,
     undelivered_file: Option<String>,
 }
 
@@ -71,6 +72,7 @@ impl Default for RawMetering {
             flush_interval_ms: 200,
             max_retries: 8,
             retry_backoff_ms: 250,
+            queue_capacity: 20_000,
             undelivered_file: None,
         }
     }
@@ -193,6 +195,9 @@ pub struct MeteringConfig {
     /// Attempts per batch before it is written to `undelivered_file` instead.
     pub max_retries: u32,
     pub retry_backoff: Duration,
+    /// Records held in memory waiting for the database, at most; beyond it they go to
+    /// `undelivered_file` (a long outage costs disk, never unbounded memory).
+    pub queue_capacity: usize,
     /// Where records the database would not take are appended (JSON lines), never dropped.
     pub undelivered_file: PathBuf,
 }
@@ -287,12 +292,16 @@ pub(super) fn metering(
     if raw.flush_interval_ms == 0 {
         problems.push("metering.flush_interval_ms: must be greater than 0".into());
     }
+    if raw.queue_capacity < raw.batch_size {
+        problems.push("metering.queue_capacity: must be at least metering.batch_size".into());
+    }
     MeteringConfig {
         enabled: raw.enabled,
         batch_size: raw.batch_size.max(1),
         flush_interval: Duration::from_millis(raw.flush_interval_ms.max(1)),
         max_retries: raw.max_retries,
         retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
+        queue_capacity: raw.queue_capacity.max(raw.batch_size).max(1),
         undelivered_file: raw
             .undelivered_file
             .map(PathBuf::from)

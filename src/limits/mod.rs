@@ -39,10 +39,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::Utc;
 
 use crate::config::{Config, FailMode, LimitBackend, LimitSet, LimitsConfig, ModelPrice};
+use crate::context::{Completion, Principal, PrincipalKind, RequestCtx, Route};
 use crate::error::GatewayError;
-use crate::plugins::{
-    Completion, Plugin, PluginFuture, Principal, PrincipalKind, RequestCtx, Route,
-};
 use crate::pricing::PriceTable;
 use crate::store::Store;
 
@@ -222,7 +220,9 @@ impl Limits {
         }
     }
 
-    async fn check(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    /// Admits the request or refuses it: takes its needs from every scope at once (the limits
+    /// plugin's `on_routed`).
+    pub async fn check(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let prompt_estimate = match ctx.route {
             Route::AudioTranscriptions => 0,
             _ => ctx.request_bytes / 4,
@@ -336,16 +336,10 @@ impl Limits {
     }
 }
 
-impl Plugin for Limits {
-    fn name(&self) -> &'static str {
-        "limits"
-    }
-
-    fn on_routed<'a>(&'a self, ctx: &'a mut RequestCtx) -> PluginFuture<'a> {
-        Box::pin(self.check(ctx))
-    }
-
-    fn on_complete(&self, ctx: &RequestCtx, completion: &Completion) {
+impl Limits {
+    /// Settles the request's reservation with what it used (the limits plugin's
+    /// `on_complete`).
+    pub fn settle(&self, ctx: &RequestCtx, completion: &Completion) {
         if let Some(Held(reservation)) = ctx.extensions.get::<Held>() {
             reservation.settle(Actual {
                 tokens: completion.usage.map_or(0, |u| u.total_tokens()),

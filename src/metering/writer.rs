@@ -1,149 +1,118 @@
 //! The background usage writer: records are queued without waiting and written in batches.
 //!
-//! - Under load a batch grows while the previous one is written, so the database sees few,
-//!   large transactions; at low rates a record waits at most `flush_interval`.
-//! - A batch the database refuses is retried with back-off (`max_retries`); after that it is
-//!   appended to `undelivered_file` as JSON lines, with a loud error and a metric, and replayed
-//!   into the database at the next start. Only if that file cannot be written either is a
-//!   record lost, and that is logged and counted too.
-//! - `flush` waits until everything queued before it is written (shutdown calls it).
+//! - The queue is bounded (`metering.queue_capacity`, a [`crate::jobs`] queue). Under load a
+//!   batch grows while the previous one is written, so the database sees few, large
+//!   transactions; at low rates a record waits at most `flush_interval`.
+//! - A batch the database refuses is retried with back-off (`max_retries`), then set aside in
+//!   the spool (`undelivered_file`, JSON lines). A record that finds the queue full (the database
+//!   has been down a while) goes straight to the spool. Either way it is counted
+//!   (`gateway_usage_records_spilled_total`) and memory stays bounded.
+//! - The spool is replayed into the database streamed, a batch at a time, never read whole:
+//!   at start, and after the first successful write once the database is back. Only if the file
+//!   cannot be written either is a record lost, and that is logged and counted too.
+//! - `flush` waits until everything queued before it is written or spooled (shutdown calls it).
 
-use std::io::Write;
-use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
-
 use crate::config::MeteringConfig;
+use crate::jobs::{self, BoundedQueue, QueueReceiver};
 use crate::store::Store;
 use crate::usage::UsageRecord;
 
-enum Message {
-    Record(Box<UsageRecord>),
-    /// Answered once every record queued before it is written (or set aside).
-    Flush(oneshot::Sender<()>),
-}
+mod spool;
+
+use spool::Spool;
 
 pub struct UsageWriter {
-    tx: mpsc::UnboundedSender<Message>,
-    /// Records queued and not yet written.
-    backlog: Arc<AtomicI64>,
+    queue: BoundedQueue<UsageRecord>,
+    spool: Arc<Spool>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl UsageWriter {
-    /// Starts the writer task; first replays records an earlier run could not write.
+    /// Starts the writer task; it first replays records an earlier run could not write.
     pub fn start(store: Store, config: MeteringConfig) -> Arc<UsageWriter> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let backlog = Arc::new(AtomicI64::new(0));
+        let (queue, rx) = jobs::bounded("usage", config.queue_capacity);
+        let spool = Arc::new(Spool::new(config.undelivered_file.clone()));
         let task = WriterTask {
             store,
             config,
             rx,
-            backlog: backlog.clone(),
+            spool: spool.clone(),
         };
         tokio::spawn(task.run());
-        Arc::new(UsageWriter { tx, backlog })
+        Arc::new(UsageWriter { queue, spool })
     }
 
-    /// Queues one record; never waits.
+    /// Queues one record; never waits. When the queue is full it goes to the spool.
     pub fn record(&self, record: UsageRecord) {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Message::Record(Box::new(record))).is_err() {
-            self.backlog.fetch_sub(1, Ordering::Relaxed);
-            metrics::counter!("gateway_usage_records_lost_total").increment(1);
-            tracing::error!("usage writer has stopped: a usage record was lost");
+        if let Err(record) = self.queue.try_push(record) {
+            self.spool
+                .set_aside(std::slice::from_ref(&record), "the usage queue is full");
         }
+        metrics::gauge!("gateway_usage_backlog").set(self.queue.depth() as f64);
     }
 
+    /// Records queued and not yet written.
     pub fn backlog(&self) -> i64 {
-        self.backlog.load(Ordering::Relaxed)
+        i64::try_from(self.queue.depth()).unwrap_or(i64::MAX)
     }
 
-    /// Waits until every record queued so far is written (or set aside in the file).
+    /// Waits until every record queued so far is written (or spooled).
     pub async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        if self.tx.send(Message::Flush(ack)).is_ok() {
-            let _ = done.await;
-        }
+        self.queue.flush().await;
+    }
+
+    /// The spool file (tests look at it).
+    pub fn spool_path(&self) -> PathBuf {
+        self.spool.path().to_path_buf()
     }
 }
 
 struct WriterTask {
     store: Store,
     config: MeteringConfig,
-    rx: mpsc::UnboundedReceiver<Message>,
-    backlog: Arc<AtomicI64>,
+    rx: QueueReceiver<UsageRecord>,
+    spool: Arc<Spool>,
 }
 
 impl WriterTask {
     async fn run(mut self) {
-        self.replay_undelivered().await;
+        self.spool.replay(&self.store, self.config.batch_size).await;
         let mut batch: Vec<UsageRecord> = Vec::with_capacity(self.config.batch_size);
-        let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-        while let Some(first) = self.rx.recv().await {
-            self.take(first, &mut batch, &mut waiting);
-            // Gather what else is queued, lingering a little for a fuller batch unless someone
-            // is waiting for a flush.
-            let linger_until = Instant::now() + self.config.flush_interval;
-            while batch.len() < self.config.batch_size && waiting.is_empty() {
-                match self.rx.try_recv() {
-                    Ok(message) => self.take(message, &mut batch, &mut waiting),
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        match tokio::time::timeout_at(linger_until, self.rx.recv()).await {
-                            Ok(Some(message)) => self.take(message, &mut batch, &mut waiting),
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                }
+        while self
+            .rx
+            .recv_batch(
+                self.config.batch_size,
+                self.config.flush_interval,
+                &mut batch,
+            )
+            .await
+        {
+            let written = self.write(&batch).await;
+            // The database is back and something waits in the spool: bring it in now (before
+            // the batch counts as finished, so a flush covers it too).
+            if written && self.spool.has_records() {
+                self.spool.replay(&self.store, self.config.batch_size).await;
             }
-            // A flush also takes what was queued right before it.
-            while let Ok(message) = self.rx.try_recv() {
-                self.take(message, &mut batch, &mut waiting);
-                if batch.len() >= self.config.batch_size * 4 {
-                    break;
-                }
-            }
-            if !batch.is_empty() {
-                self.write(&batch).await;
-                self.backlog
-                    .fetch_sub(batch.len() as i64, Ordering::Relaxed);
-                batch.clear();
-            }
-            metrics::gauge!("gateway_usage_backlog")
-                .set(self.backlog.load(Ordering::Relaxed) as f64);
-            for ack in waiting.drain(..) {
-                let _ = ack.send(());
-            }
+            self.rx.finished(batch.len());
+            batch.clear();
+            metrics::gauge!("gateway_usage_backlog").set(self.rx.depth() as f64);
         }
     }
 
-    fn take(
-        &self,
-        message: Message,
-        batch: &mut Vec<UsageRecord>,
-        waiting: &mut Vec<oneshot::Sender<()>>,
-    ) {
-        match message {
-            Message::Record(record) => batch.push(*record),
-            Message::Flush(ack) => waiting.push(ack),
-        }
-    }
-
-    /// Writes one batch: retried with back-off, then set aside in the undelivered file.
-    async fn write(&self, batch: &[UsageRecord]) {
+    /// Writes one batch: retried with back-off, then spooled. True when the database took it.
+    async fn write(&self, batch: &[UsageRecord]) -> bool {
         let mut backoff = self.config.retry_backoff;
         for attempt in 0..=self.config.max_retries {
             match self.store.insert_usage(batch).await {
                 Ok(_) => {
                     metrics::counter!("gateway_usage_records_written_total")
                         .increment(batch.len() as u64);
-                    return;
+                    return true;
                 }
                 Err(e) if attempt < self.config.max_retries => {
                     metrics::counter!("gateway_usage_write_errors_total").increment(1);
@@ -153,130 +122,10 @@ impl WriterTask {
                 }
                 Err(e) => {
                     metrics::counter!("gateway_usage_write_errors_total").increment(1);
-                    self.set_aside(batch, &e.to_string());
+                    self.spool.set_aside(batch, &e.to_string());
                 }
             }
         }
-    }
-
-    fn set_aside(&self, batch: &[UsageRecord], why: &str) {
-        let path = &self.config.undelivered_file;
-        match append_json_lines(path, batch) {
-            Ok(()) => {
-                metrics::counter!("gateway_usage_records_undelivered_total")
-                    .increment(batch.len() as u64);
-                tracing::error!(
-                    error = why, records = batch.len(), file = %path.display(),
-                    "usage records could not be written to the database after every retry; kept in the undelivered file, replayed at the next start"
-                );
-            }
-            Err(e) => {
-                metrics::counter!("gateway_usage_records_lost_total").increment(batch.len() as u64);
-                tracing::error!(
-                    error = why, file_error = %e, records = batch.len(), file = %path.display(),
-                    "usage records LOST: neither the database nor the undelivered file took them"
-                );
-            }
-        }
-    }
-
-    /// Writes back what an earlier run set aside, then removes the file.
-    async fn replay_undelivered(&self) {
-        let path = &self.config.undelivered_file;
-        let Ok(text) = tokio::fs::read_to_string(path).await else {
-            return;
-        };
-        let mut records = Vec::new();
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            match serde_json::from_str::<UsageRecord>(line) {
-                Ok(record) => records.push(record),
-                Err(e) => {
-                    tracing::error!(file = %path.display(), line = n + 1, error = %e, "unreadable undelivered usage record skipped")
-                }
-            }
-        }
-        // Written before the file goes, so a crash now duplicates rather than loses.
-        let batch = self.config.batch_size.max(1);
-        for (n, chunk) in records.chunks(batch).enumerate() {
-            if let Err(e) = self.store.insert_usage(chunk).await {
-                // Keep only what is not written yet: the next start must not write the
-                // earlier chunks a second time (they would be billed twice).
-                let unwritten = &records[n * batch..];
-                let kept = replace_json_lines(path, unwritten);
-                tracing::error!(
-                    error = %e, file = %path.display(), written = n * batch, kept = unwritten.len(),
-                    file_error = kept.err().map(|e| e.to_string()),
-                    "replaying undelivered usage records failed; the rest stay in the file"
-                );
-                return;
-            }
-        }
-        if let Err(e) = tokio::fs::remove_file(path).await {
-            tracing::error!(error = %e, file = %path.display(), "could not remove the replayed undelivered file");
-        }
-        tracing::info!(
-            records = records.len(),
-            "undelivered usage records replayed into the database"
-        );
-    }
-}
-
-/// Replaces the file's records with `records` (written aside, then renamed over it).
-fn replace_json_lines(path: &Path, records: &[UsageRecord]) -> std::io::Result<()> {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".tmp");
-    let aside = std::path::PathBuf::from(aside);
-    let _ = std::fs::remove_file(&aside);
-    append_json_lines(&aside, records)?;
-    std::fs::rename(&aside, path)
-}
-
-fn append_json_lines(path: &Path, records: &[UsageRecord]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut buffer = Vec::new();
-    for record in records {
-        serde_json::to_writer(&mut buffer, record)?;
-        buffer.push(b'\n');
-    }
-    file.write_all(&buffer)?;
-    file.sync_data()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: &str) -> UsageRecord {
-        UsageRecord {
-            request_id: id.to_string(),
-            route: "chat.completions".into(),
-            outcome: "complete".into(),
-            ..UsageRecord::default()
-        }
-    }
-
-    #[test]
-    fn a_partial_replay_keeps_only_the_unwritten_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("undelivered.jsonl");
-        append_json_lines(&path, &[record("a"), record("b"), record("c")]).unwrap();
-        replace_json_lines(&path, &[record("c")]).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let ids: Vec<String> = text
-            .lines()
-            .map(|l| serde_json::from_str::<UsageRecord>(l).unwrap().request_id)
-            .collect();
-        assert_eq!(ids, ["c"]);
-        assert!(!dir.path().join("undelivered.jsonl.tmp").exists());
+        false
     }
 }

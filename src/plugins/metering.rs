@@ -153,8 +153,8 @@ impl Plugin for Metering {
             request_id: String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned(),
             user_id: principal.user_id().map(str::to_string),
             api_key_id: principal.key_id.as_deref().map(str::to_string),
-            thread_id: None,
-            message_id: None,
+            thread_id: ctx.thread_id.as_deref().map(str::to_string),
+            message_id: ctx.message_id.as_deref().map(str::to_string),
             route: ctx.route.as_str().to_string(),
             model: ctx.model.as_deref().map(str::to_string),
             provider: ctx.provider.as_deref().map(str::to_string),
@@ -167,6 +167,7 @@ impl Plugin for Metering {
             latency_ms: completion.duration.as_millis() as u64,
             ttfb_ms: completion.time_to_first_byte.map(|t| t.as_millis() as u64),
             created_at: crate::store::now(),
+            scope: ctx.scope,
         });
     }
 }

@@ -32,7 +32,10 @@ pub type ApiResponse = Response<Body>;
 
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-pub struct Proxy {
+/// Routing, the plugin chain and the upstream clients: the one path every model call takes. HTTP
+/// requests on /v1 enter here byte-level (`chat_completions`, ...); in-process callers enter
+/// through the typed calls in [`crate::pipeline`].
+pub struct Pipeline {
     pub router: Router,
     pub plugins: Arc<PluginChain>,
     pub max_request_bytes: u64,
@@ -134,7 +137,7 @@ const NOT_FORWARDED: [&str; 9] = [
     "set-cookie",
 ];
 
-impl Proxy {
+impl Pipeline {
     pub async fn chat_completions(&self, request: Request<Body>) -> ApiResponse {
         self.handle_json(request, Route::ChatCompletions).await
     }
@@ -154,6 +157,37 @@ impl Proxy {
                 Ok(body) => body,
                 Err(e) => return self.reject(ctx, e),
             };
+        // The editing phase costs a parse only when a plugin asks for it.
+        let body = if route == Route::ChatCompletions && self.plugins.edits_chat() {
+            match self.edit_chat_body(&mut ctx, &body).await {
+                Ok(edited) => edited,
+                Err(e) => return self.reject(ctx, e),
+            }
+        } else {
+            body
+        };
+        self.forward_json(ctx, body).await
+    }
+
+    /// Reads a /v1 chat body into the typed request, lets the editing plugins change it, and
+    /// writes it back.
+    async fn edit_chat_body(
+        &self,
+        ctx: &mut RequestCtx,
+        body: &Bytes,
+    ) -> Result<Bytes, GatewayError> {
+        let mut request: crate::pipeline::ChatRequest = serde_json::from_slice(body)
+            .map_err(|e| GatewayError::bad_request(format!("Invalid request body: {e}")))?;
+        self.plugins.edit_chat(ctx, &mut request).await?;
+        serde_json::to_vec(&request)
+            .map(Bytes::from)
+            .map_err(|e| GatewayError::internal(format!("Could not write the request: {e}")))
+    }
+
+    /// From a JSON body on: learn the model and the stream flag, then route and forward. Both
+    /// the /v1 handlers and in-process calls come through here.
+    pub(crate) async fn forward_json(&self, mut ctx: RequestCtx, body: Bytes) -> ApiResponse {
+        let route = ctx.route;
         let parsed = match json_probe::probe(&body, route) {
             Ok(parsed) => parsed,
             Err(e) => return self.reject(ctx, e),
@@ -484,6 +518,9 @@ impl Proxy {
                 (parts, Rewritten::Stream(incoming, stream)) => (parts, incoming, Some(stream)),
                 (mut parts, Rewritten::Whole(status, body)) => {
                     let mut ctx = pending.into_ctx();
+                    if status.is_success() && self.plugins.observes_frames() {
+                        self.plugins.on_frame(&ctx, &body);
+                    }
                     let usage = TokenUsage::from_answer(&body);
                     self.report_now(&ctx, status, Outcome::Complete, body.len(), usage);
                     strip_hop_headers(&mut parts.headers);
@@ -530,7 +567,7 @@ impl Proxy {
     }
 
     /// Answers with an error before anything was forwarded, telling the plugins.
-    fn reject(&self, ctx: RequestCtx, error: GatewayError) -> ApiResponse {
+    pub(crate) fn reject(&self, ctx: RequestCtx, error: GatewayError) -> ApiResponse {
         match error.source {
             ErrorSource::Client => {
                 tracing::debug!(request_id = ?ctx.request_id, route = ctx.route.as_str(), error = %error, "request rejected")

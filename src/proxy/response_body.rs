@@ -115,6 +115,15 @@ impl CompletionGuard {
         }
     }
 
+    /// Shows a piece of a successful answer to the plugins that observe frames.
+    fn observe(&self, bytes: &[u8]) {
+        if self.plugins.observes_frames() && self.status.is_success() {
+            if let Some(ctx) = &self.ctx {
+                self.plugins.on_frame(ctx, bytes);
+            }
+        }
+    }
+
     pub fn finish(mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
@@ -372,6 +381,7 @@ impl Body for ProxyBody {
                 if let Some(guard) = this.guard.as_mut() {
                     guard.first_byte.get_or_insert_with(Instant::now);
                     guard.bytes += data.len() as u64;
+                    guard.observe(data);
                 }
             }
             // A body of known length may not be polled again after its last byte.

@@ -17,11 +17,11 @@ use crate::usage::UsageRecord;
 const COLUMNS: &str = "request_id, user_id, api_key_id, thread_id, message_id, route, model, \
     provider, upstream_model, status, outcome, stream, prompt_tokens, completion_tokens, \
     cached_tokens, reasoning_tokens, audio_tokens, audio_seconds, estimated, cost_usd, \
-    latency_ms, ttfb_ms, created_at";
+    latency_ms, ttfb_ms, created_at, scope";
 
 /// Rows per SQLite INSERT statement, largest first: a batch is written as statements of 64 rows,
 /// the rest as statements of 8, then of 1. Three statement texts, each prepared once per
-/// connection; 64 rows bind 1,472 values, far below SQLite's 32,766.
+/// connection; 64 rows bind 1,536 values, far below SQLite's 32,766.
 const SQLITE_ROWS_PER_STATEMENT: [usize; 3] = [64, 8, 1];
 
 /// `INSERT INTO usage_record (COLUMNS) VALUES (?, ...), ...` for each of
@@ -39,19 +39,19 @@ fn sqlite_inserts() -> &'static [String; 3] {
     })
 }
 
-const COLUMN_COUNT: usize = 23;
+const COLUMN_COUNT: usize = 24;
 
 /// The same row, with each reference kept only if what it names still exists.
 const CHECKED_VALUES: &str = r#"SELECT $1, (SELECT "id" FROM "user" WHERE "id" = $2),
     (SELECT id FROM api_key WHERE id = $3), (SELECT id FROM thread WHERE id = $4),
     (SELECT id FROM message WHERE id = $5), $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-    $17, $18, $19, $20, $21, $22, $23"#;
+    $17, $18, $19, $20, $21, $22, $23, $24"#;
 
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Binds one record's 23 values, in `COLUMNS` order.
+/// Binds one record's 24 values, in `COLUMNS` order.
 macro_rules! bind_record {
     ($query:expr, $r:expr) => {{
         let r = $r;
@@ -81,6 +81,7 @@ macro_rules! bind_record {
             .bind(signed(r.latency_ms))
             .bind(r.ttfb_ms.map(signed))
             .bind(r.created_at)
+            .bind(r.scope.as_str())
     }};
 }
 
@@ -135,7 +136,8 @@ impl Store {
                      $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                      $8::text[], $9::text[], $10::int[], $11::text[], $12::bool[], $13::int8[], \
                      $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::float8[], \
-                     $19::bool[], $20::float8[], $21::int8[], $22::int8[], $23::timestamptz[])"
+                     $19::bool[], $20::float8[], $21::int8[], $22::int8[], $23::timestamptz[], \
+                     $24::text[])"
                 );
                 let written = sqlx::query(&sql)
                     .bind(column(|r| Some(r.request_id.clone())))
@@ -181,6 +183,7 @@ impl Store {
                             .collect::<Vec<_>>(),
                     )
                     .bind(records.iter().map(|r| r.created_at).collect::<Vec<_>>())
+                    .bind(column(|r| Some(r.scope.as_str().to_string())))
                     .execute(pool)
                     .await?;
                 Ok(written.rows_affected())

@@ -965,7 +965,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("messages[0].content[0]"));
-        assert_eq!(err.code, Some("unsupported_parameter"));
+        assert_eq!(err.code.as_deref(), Some("unsupported_parameter"));
 
         let call = |arguments: &str| {
             json!({"model": "m", "messages": [
@@ -1133,7 +1133,7 @@ mod tests {
 
         let array = br#"[{"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED"}}]"#;
         let err = error(StatusCode::TOO_MANY_REQUESTS, array);
-        assert_eq!(err.code, Some("rate_limit_exceeded"));
+        assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
         assert!(err.message.contains("Quota exceeded."), "{}", err.message);
 
         let err = error(StatusCode::BAD_GATEWAY, b"<html>Bad Gateway</html>");

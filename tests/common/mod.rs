@@ -230,12 +230,29 @@ pub async fn start_with(extra: &str) -> Harness {
 
 /// A gateway on the database at `db_url` (see [`db::databases`]).
 pub async fn start_on(db_url: &str, extra: &str) -> Harness {
+    start_full(db_url, extra, Vec::new()).await
+}
+
+/// The test gateway with `plugins` after the configured ones.
+pub async fn start_with_plugins(
+    plugins: &[std::sync::Arc<dyn gateway::plugins::Plugin>],
+) -> Harness {
+    start_full("sqlite::memory:", "", plugins.to_vec()).await
+}
+
+async fn start_full(
+    db_url: &str,
+    extra: &str,
+    plugins: Vec<std::sync::Arc<dyn gateway::plugins::Plugin>>,
+) -> Harness {
     let mock = MockServer::start().await.expect("mock starts");
     // Extra tables may point more providers at the mock under other paths.
     let extra = extra.replace("{MOCK_ADDR}", &mock.addr.to_string());
     let text = config_text_on(&mock.base_url(), db_url, &extra).await;
     let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
-    let gateway = gateway::spawn(config).await.expect("gateway starts");
+    let gateway = gateway::spawn_with(config, plugins)
+        .await
+        .expect("gateway starts");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

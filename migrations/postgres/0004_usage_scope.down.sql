@@ -1,0 +1,1 @@
+ALTER TABLE usage_record DROP COLUMN IF EXISTS scope;
