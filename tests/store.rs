@@ -48,7 +48,7 @@ async fn migrated(engine: &str, url: &str) -> Store {
     let store = connect(url).await;
     assert_eq!(
         store.migrate_up().await.unwrap(),
-        3,
+        4,
         "{engine}: a fresh database takes every migration"
     );
     assert_eq!(
@@ -125,11 +125,13 @@ async fn migrations_apply_report_and_revert_both_ways() {
             (1, "identity".to_string(), false),
             (2, "app data".to_string(), false),
             (3, "metering".to_string(), false),
+            (4, "usage scope".to_string(), false),
         ];
         let applied = vec![
             (1, "identity".to_string(), true),
             (2, "app data".to_string(), true),
             (3, "metering".to_string(), true),
+            (4, "usage scope".to_string(), true),
         ];
 
         assert_eq!(
@@ -137,7 +139,7 @@ async fn migrations_apply_report_and_revert_both_ways() {
             pending,
             "{engine}: a fresh database has every migration pending"
         );
-        assert_eq!(store.migrate_up().await.unwrap(), 3, "{engine}: first up");
+        assert_eq!(store.migrate_up().await.unwrap(), 4, "{engine}: first up");
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             applied,
@@ -154,11 +156,26 @@ async fn migrations_apply_report_and_revert_both_ways() {
         exec!(store, "SELECT COUNT(*) FROM thread")
             .unwrap_or_else(|e| panic!("{engine}: thread exists after up: {e}"));
 
+        // 0004 reverts alone: the scope column goes, the rest of the record stays.
+        exec!(store, "SELECT scope FROM usage_record")
+            .unwrap_or_else(|e| panic!("{engine}: usage_record.scope after up: {e}"));
+        assert_eq!(
+            store.migrate_down(1).await.unwrap(),
+            vec![4],
+            "{engine}: down 1 reverts the newest"
+        );
+        assert!(
+            exec!(store, "SELECT scope FROM usage_record").is_err(),
+            "{engine}: usage_record.scope is gone after reverting 0004"
+        );
+        exec!(store, "SELECT outcome FROM usage_record")
+            .unwrap_or_else(|e| panic!("{engine}: usage_record stays after reverting 0004: {e}"));
+
         // 0003 reverts alone: the metering columns and the override table go, usage stays.
         assert_eq!(
             store.migrate_down(1).await.unwrap(),
             vec![3],
-            "{engine}: down 1 reverts the newest"
+            "{engine}: down 1 again reverts 0003"
         );
         assert!(
             exec!(store, "SELECT COUNT(*) FROM limit_override").is_err(),
@@ -180,9 +197,10 @@ async fn migrations_apply_report_and_revert_both_ways() {
             vec![
                 (1, "identity".to_string(), true),
                 (2, "app data".to_string(), false),
-                (3, "metering".to_string(), false)
+                (3, "metering".to_string(), false),
+                (4, "usage scope".to_string(), false)
             ],
-            "{engine}: after down 2"
+            "{engine}: after down 3"
         );
         for table in [
             "prompt",
@@ -240,7 +258,7 @@ async fn migrations_apply_report_and_revert_both_ways() {
 
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            3,
+            4,
             "{engine}: up re-applies all"
         );
         assert_eq!(

@@ -6,7 +6,7 @@
 //! - A batch the database refuses is retried with back-off (`max_retries`), then set aside in
 //!   the spool (`undelivered_file`, JSON lines). A record that finds the queue full (the database
 //!   has been down a while) goes straight to the spool. Either way it is counted
-//!   (`gateway_usage_records_spilled_total`) and memory stays bounded.
+//!   (`gateway_usage_records_undelivered_total`) and memory stays bounded.
 //! - The spool is replayed into the database streamed, a batch at a time, never read whole:
 //!   at start, and after the first successful write once the database is back. Only if the file
 //!   cannot be written either is a record lost, and that is logged and counted too.
@@ -15,6 +15,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::config::MeteringConfig;
 use crate::jobs::{self, BoundedQueue, QueueReceiver};
@@ -28,6 +30,8 @@ use spool::Spool;
 pub struct UsageWriter {
     queue: BoundedQueue<UsageRecord>,
     spool: Arc<Spool>,
+    /// True once the start-up replay of the spool is over (a flush waits for it too).
+    replayed: watch::Receiver<bool>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -37,14 +41,19 @@ impl UsageWriter {
     pub fn start(store: Store, config: MeteringConfig) -> Arc<UsageWriter> {
         let (queue, rx) = jobs::bounded("usage", config.queue_capacity);
         let spool = Arc::new(Spool::new(config.undelivered_file.clone()));
+        let (replay_done, replayed) = watch::channel(false);
         let task = WriterTask {
             store,
             config,
             rx,
             spool: spool.clone(),
         };
-        tokio::spawn(task.run());
-        Arc::new(UsageWriter { queue, spool })
+        tokio::spawn(task.run(replay_done));
+        Arc::new(UsageWriter {
+            queue,
+            spool,
+            replayed,
+        })
     }
 
     /// Queues one record; never waits. When the queue is full it goes to the spool.
@@ -61,8 +70,10 @@ impl UsageWriter {
         i64::try_from(self.queue.depth()).unwrap_or(i64::MAX)
     }
 
-    /// Waits until every record queued so far is written (or spooled).
+    /// Waits until every record queued so far is written (or spooled), and what an earlier
+    /// run spooled has been replayed (or found the database still down).
     pub async fn flush(&self) {
+        let _ = self.replayed.clone().wait_for(|done| *done).await;
         self.queue.flush().await;
     }
 
@@ -80,8 +91,9 @@ struct WriterTask {
 }
 
 impl WriterTask {
-    async fn run(mut self) {
+    async fn run(mut self, replay_done: watch::Sender<bool>) {
         self.spool.replay(&self.store, self.config.batch_size).await;
+        replay_done.send_replace(true);
         let mut batch: Vec<UsageRecord> = Vec::with_capacity(self.config.batch_size);
         while self
             .rx

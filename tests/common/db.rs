@@ -23,7 +23,7 @@ pub async fn databases() -> Vec<(&'static str, String)> {
     out
 }
 
-async fn fresh_postgres(url: &str) -> String {
+pub async fn fresh_postgres(url: &str) -> String {
     let options = PgConnectOptions::from_str(url).expect("TEST_DATABASE_URL is a PostgreSQL URL");
     let mut admin = options
         .connect()

@@ -56,7 +56,7 @@ impl Spool {
         match appended {
             Ok(()) => {
                 self.pending.store(true, Ordering::Release);
-                metrics::counter!("gateway_usage_records_spilled_total")
+                metrics::counter!("gateway_usage_records_undelivered_total")
                     .increment(records.len() as u64);
                 tracing::error!(
                     error = why, records = records.len(), file = %self.path.display(),
