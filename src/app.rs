@@ -1,8 +1,8 @@
-//! Routes and shared state: the /v1 proxy and the health endpoints on one axum router, behind a
-//! thin outer layer that gives every response its `x-request-id`.
+//! Routes: the /v1 proxy, the app endpoints and the health endpoints on one axum router, behind
+//! a thin outer layer that gives every response its `x-request-id`.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,31 +16,9 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::error::GatewayError;
-use crate::identity::Identity;
 use crate::providers::X_REQUEST_ID;
-use crate::proxy::Pipeline;
 use crate::request_id::RequestIds;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-pub struct ProviderStatus {
-    pub name: String,
-    pub disabled_reason: Option<String>,
-}
-
-pub struct AppState {
-    pub pipeline: Pipeline,
-    pub identity: Arc<Identity>,
-    /// The rate limits and budgets plugin, when `[limits]` is configured (the admin API
-    /// invalidates its cached overrides).
-    pub limits: Option<Arc<crate::limits::Limits>>,
-    /// The background usage writer (None when metering.enabled = false).
-    pub usage_writer: Option<Arc<crate::metering::UsageWriter>>,
-    pub metrics: crate::config::MetricsConfig,
-    pub providers: Vec<ProviderStatus>,
-    /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
-    pub accepting: AtomicBool,
-}
+pub use crate::state::{AppState, ProviderStatus, VERSION};
 
 type Shared = State<Arc<AppState>>;
 
@@ -139,7 +117,7 @@ async fn metrics(State(state): Shared, headers: http::HeaderMap) -> Response {
         _ => return not_found_path("/metrics"),
     };
     if let Some(token) = &state.metrics.bearer_token {
-        let given = crate::plugins::auth::bearer_token(&headers).unwrap_or_default();
+        let given = crate::identity::bearer_token(&headers).unwrap_or_default();
         let same: bool =
             subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes()).into();
         if !same {

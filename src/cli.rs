@@ -5,9 +5,9 @@ use std::io::BufRead;
 use anyhow::{bail, Context};
 
 use crate::config::{Config, Secret};
+use crate::context::Role;
 use crate::identity::accounts::Registration;
 use crate::identity::Identity;
-use crate::plugins::Role;
 use crate::store::Store;
 
 pub enum MigrateAction {

@@ -18,6 +18,7 @@ mod metering;
 
 pub use identity::{
     BetterAuthConfig, DatabaseConfig, IdentityConfig, JwtAlgorithm, JwtConfig, OidcConfig,
+    SmtpSettings, SmtpTls,
 };
 use identity::{RawAuth, RawDatabase, RawSmtp};
 pub use metering::{

@@ -1,43 +1,15 @@
 //! The ground-floor types every layer shares: which operation a request is, who is calling, what
 //! a call is for, the per-request context the plugins and the pipeline pass along, and how a
-//! request ended. This module imports nothing of the crate but `usage`, so anything may use it.
+//! request ended. It imports nothing of the crate but `usage` (itself a leaf), so anything may use
+//! it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
-use serde::{Deserialize, Serialize};
 
 use crate::usage::TokenUsage;
-
-/// What a model call was for, kept on its usage record: `api` for every /v1 request, the others
-/// for the gateway's own calls on a user's behalf.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageScope {
-    #[default]
-    Api,
-    Chat,
-    Summary,
-    Title,
-    MemoryExtraction,
-    Embedding,
-    Transcription,
-}
-
-impl UsageScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsageScope::Api => "api",
-            UsageScope::Chat => "chat",
-            UsageScope::Summary => "summary",
-            UsageScope::Title => "title",
-            UsageScope::MemoryExtraction => "memory_extraction",
-            UsageScope::Embedding => "embedding",
-            UsageScope::Transcription => "transcription",
-        }
-    }
-}
+pub use crate::usage::UsageScope;
 
 /// Who makes an in-process call and what it belongs to: the caller (checked by the app
 /// endpoint that makes the call), the thread and message it is for, and its usage scope.
@@ -268,4 +240,32 @@ pub enum Outcome {
     UpstreamFailed(String),
     /// The client went away before the end of the response.
     ClientDisconnected,
+}
+
+/// Whose limit: an API key's, a user's (all their keys and sessions), or a model's (all callers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScopeKind {
+    Key,
+    User,
+    Model,
+}
+
+impl ScopeKind {
+    /// The `scope` label of the rejection counter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Key => "key",
+            ScopeKind::User => "user",
+            ScopeKind::Model => "model",
+        }
+    }
+
+    /// The one-letter tag in Redis key names.
+    pub fn tag(self) -> &'static str {
+        match self {
+            ScopeKind::Key => "k",
+            ScopeKind::User => "u",
+            ScopeKind::Model => "m",
+        }
+    }
 }

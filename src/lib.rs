@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -23,6 +24,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod translate;
@@ -38,12 +40,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use app::{AppState, ProviderStatus};
 use config::Config;
 use identity::Identity;
 use plugins::{auth::Auth, Plugin, PluginChain};
 use proxy::Pipeline;
 use routing::Router;
+use state::{AppState, ProviderStatus};
 use store::Store;
 
 /// Builds the shared state: the store (migrated unless told not to), identity, providers,
@@ -95,6 +97,7 @@ pub async fn build_state_with(
     Ok(Arc::new(AppState {
         usage_writer,
         metrics: config.metrics.clone(),
+        store: identity.store.clone(),
         identity,
         limits,
         pipeline: Pipeline {

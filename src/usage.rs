@@ -73,20 +73,31 @@ impl TokenUsage {
     }
 }
 
-impl From<&crate::translate::openai::Usage> for TokenUsage {
-    fn from(usage: &crate::translate::openai::Usage) -> Self {
-        TokenUsage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            cached_tokens: usage
-                .prompt_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.cached_tokens),
-            reasoning_tokens: usage
-                .completion_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.reasoning_tokens),
-            ..TokenUsage::default()
+/// What a model call was for, kept on its usage record: `api` for every /v1 request, the others
+/// for the gateway's own calls on a user's behalf.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageScope {
+    #[default]
+    Api,
+    Chat,
+    Summary,
+    Title,
+    MemoryExtraction,
+    Embedding,
+    Transcription,
+}
+
+impl UsageScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageScope::Api => "api",
+            UsageScope::Chat => "chat",
+            UsageScope::Summary => "summary",
+            UsageScope::Title => "title",
+            UsageScope::MemoryExtraction => "memory_extraction",
+            UsageScope::Embedding => "embedding",
+            UsageScope::Transcription => "transcription",
         }
     }
 }
@@ -136,7 +147,7 @@ pub struct UsageRecord {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// What the call was for (`api` for /v1; records spooled before scopes existed read as it).
     #[serde(default)]
-    pub scope: crate::context::UsageScope,
+    pub scope: UsageScope,
 }
 
 #[cfg(test)]

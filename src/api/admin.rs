@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::error::ApiResult;
 use super::extract::{page, AdminCaller, PageQuery, QueryParams};
-use crate::app::AppState;
 use crate::identity::accounts::PublicUser;
+use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
 
@@ -19,7 +19,7 @@ pub async fn list_users(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
-    let (users, total) = state.identity.store.list_users(bounds.0, bounds.1).await?;
+    let (users, total) = state.store.list_users(bounds.0, bounds.1).await?;
     let users: Vec<PublicUser> = users.into_iter().map(PublicUser::from).collect();
     Ok(Json(page(users, total, bounds)))
 }

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, UserCaller};
-use crate::app::AppState;
 use crate::identity::accounts::{ClientInfo, PublicUser, Registration};
 use crate::identity::AuthError;
+use crate::state::AppState;
 use crate::store::users::ProfileUpdate;
 
 type Shared = State<Arc<AppState>>;
@@ -260,7 +260,7 @@ pub async fn reset_password(
 }
 
 pub async fn health(State(state): Shared) -> Response {
-    match state.identity.store.ping().await {
+    match state.store.ping().await {
         Ok(()) => Json(json!({ "status": "healthy", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "auth health check: database unreachable");

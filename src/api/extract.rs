@@ -11,10 +11,10 @@ use http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::context::Principal;
 use crate::identity::accounts::ClientInfo;
 use crate::identity::AuthError;
-use crate::plugins::Principal;
+use crate::state::AppState;
 
 /// App request bodies are small; this bounds what a client can make us buffer.
 const MAX_BODY_BYTES: usize = 64 * 1024;

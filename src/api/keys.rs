@@ -13,10 +13,10 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{page, Caller, JsonBody, PageQuery, QueryParams};
-use crate::app::AppState;
+use crate::context::{Principal, PrincipalKind};
 use crate::identity::api_keys::KeyRequest;
 use crate::identity::AuthError;
-use crate::plugins::{Principal, PrincipalKind};
+use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
 
@@ -60,7 +60,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateKeyBody>,
 ) -> ApiResult<Response> {
     let user_id = owner(&principal, body.user_id)?;
-    if state.identity.store.user_by_id(&user_id).await?.is_none() {
+    if state.store.user_by_id(&user_id).await?.is_none() {
         return Err(AuthError::NotFound.into());
     }
     let expires_at = match (body.expires_at, body.expires_in_days) {

@@ -17,12 +17,12 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AdminCaller, JsonBody, UserCaller};
-use crate::app::AppState;
 use crate::config::{limit_set_problems, LimitSet};
 use crate::identity::AuthError;
 use crate::limits::overrides::{effective, Effective};
 use crate::limits::plan::{to_usd, ScopeAsk, ScopeStatus};
 use crate::limits::{headers, ScopeKind};
+use crate::state::AppState;
 use crate::store::limit_overrides::{LimitOverride, Subject};
 
 type Shared = State<Arc<AppState>>;
@@ -122,7 +122,7 @@ fn answer(state: &AppState, subject: Subject<'_>, over: Option<&LimitOverride>) 
 
 /// 404 unless the user or key exists.
 async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> {
-    let store = &state.identity.store;
+    let store = &state.store;
     let found = match subject {
         Subject::User(id) => store.user_by_id(id).await?.is_some(),
         Subject::ApiKey(id) => store.api_key_owner(id).await?.is_some(),
@@ -136,13 +136,13 @@ async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> 
 
 async fn get_override(state: &AppState, subject: Subject<'_>) -> ApiResult<Json<Value>> {
     ensure_exists(state, subject).await?;
-    let over = state.identity.store.limit_override(subject).await?;
+    let over = state.store.limit_override(subject).await?;
     Ok(Json(answer(state, subject, over.as_ref())))
 }
 
 async fn put_override(
     state: &AppState,
-    admin: &crate::plugins::Principal,
+    admin: &crate::context::Principal,
     subject: Subject<'_>,
     body: OverrideBody,
 ) -> ApiResult<Json<Value>> {
@@ -162,11 +162,11 @@ async fn put_override(
 
 async fn delete_override(
     state: &AppState,
-    admin: &crate::plugins::Principal,
+    admin: &crate::context::Principal,
     subject: Subject<'_>,
 ) -> ApiResult<Json<Value>> {
     ensure_exists(state, subject).await?;
-    let deleted = state.identity.store.delete_limit_override(subject).await?;
+    let deleted = state.store.delete_limit_override(subject).await?;
     if let Some(limits) = &state.limits {
         limits.invalidate(kind_of(subject), subject_id(subject));
     }
@@ -237,7 +237,7 @@ pub async fn delete_key(
 /// The caller's own limits: their account's, and the API key's when they call with one, each
 /// with what is left right now.
 pub async fn mine(State(state): Shared, caller: UserCaller) -> ApiResult<Json<Value>> {
-    let store = &state.identity.store;
+    let store = &state.store;
     let config = state.limits.as_ref().map(|l| l.config());
     let mut subjects: Vec<(ScopeKind, Arc<str>)> = Vec::new();
     if let Some(key) = &caller.principal.key_id {

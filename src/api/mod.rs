@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<Arc<AppState>> {
     let me = get(auth::me).put(auth::update_me).patch(auth::update_me);

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{page, AdminCaller, Caller, PageQuery, QueryParams};
-use crate::app::AppState;
+use crate::context::Principal;
 use crate::identity::AuthError;
-use crate::plugins::Principal;
+use crate::state::AppState;
 use crate::store::usage_queries::{round_usd, Until, UsageFilter, UsageRow, UsageTotals};
 use crate::store::Store;
 
@@ -28,7 +28,7 @@ type Shared = State<Arc<AppState>>;
 const MESSAGE_RECORDS: i64 = 1_000;
 
 fn store(state: &AppState) -> &Store {
-    &state.identity.store
+    &state.store
 }
 
 /// The filters and page of every usage list. The page fields are spelled out (not flattened

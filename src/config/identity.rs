@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{interpolate, InterpolationError, Secret};
-use crate::identity::mailer::{SmtpSettings, SmtpTls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,4 +344,26 @@ pub(super) fn identity(
         better_auth,
         smtp,
     }
+}
+
+/// The `[smtp]` section: where password-reset and other mails go.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender, e.g. `Gateway <noreply@example.com>`.
+    pub from: String,
+    pub tls: SmtpTls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text; for a relay on localhost or a test sink.
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587).
+    StartTls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::mailer::Mail;
 use super::oidc::{IdentityClaims, OidcError, OidcVerifier};
 use super::{password, tokens, AuthError, Identity};
-use crate::plugins::{Principal, Role};
+use crate::context::{Principal, Role};
 use crate::store::sessions::{NewSession, Rotation};
 use crate::store::users::{NewUser, ProfileUpdate, User};
 use crate::store::StoreError;

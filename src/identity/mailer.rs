@@ -9,31 +9,10 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::Secret;
+pub use crate::config::{SmtpSettings, SmtpTls};
 
 /// A slow or silent SMTP server must not hold a request (or a task) for long.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// The sender, e.g. `Gateway <noreply@example.com>`.
-    pub from: String,
-    pub tls: SmtpTls,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain text; for a relay on localhost or a test sink.
-    None,
-    /// Plain connection upgraded with STARTTLS (usually port 587).
-    StartTls,
-    /// TLS from the first byte (usually port 465).
-    Tls,
-}
 
 pub struct Mail {
     pub to: String,

@@ -19,14 +19,14 @@ pub mod tokens;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use http::HeaderMap;
+use http::{header, HeaderMap};
 use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 
 pub use error::AuthError;
 
 use crate::config::{Config, IdentityConfig, Secret};
-use crate::plugins::{Principal, PrincipalKind, Role};
+use crate::context::{Principal, PrincipalKind, Role};
 use crate::store::sessions::SessionOwner;
 use crate::store::Store;
 use better_auth::CookieVerifier;
@@ -38,6 +38,26 @@ use tokens::JwtKeys;
 pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
 /// API keys look like `sk-...`; the master key may too, and is checked first.
 pub const API_KEY_PREFIX: &str = "sk-";
+
+/// The key from `Authorization: Bearer <key>`, or from `x-api-key` / `api-key` (Anthropic-
+/// and Azure-style clients).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let token = token.trim();
+        return (!token.is_empty()).then_some(token);
+    }
+    ["x-api-key", "api-key"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+}
 
 /// A resolved credential, or the knowledge that it resolves to nothing.
 #[derive(Clone)]
@@ -119,7 +139,7 @@ impl Identity {
     /// Who sent these headers. Tries, in order: the bearer token (master key, API key, access
     /// token, then a better-auth session token), `X-Session-Token`, the better-auth cookie.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        if let Some(token) = crate::plugins::auth::bearer_token(headers) {
+        if let Some(token) = bearer_token(headers) {
             if self.is_master_key(token) {
                 return Ok(Principal::master());
             }

@@ -10,33 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use super::headers::BucketStatus;
 use crate::config::LimitSet;
 
-/// Whose limit: an API key's, a user's (all their keys and sessions), or a model's (all callers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ScopeKind {
-    Key,
-    User,
-    Model,
-}
-
-impl ScopeKind {
-    /// The `scope` label of the rejection counter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScopeKind::Key => "key",
-            ScopeKind::User => "user",
-            ScopeKind::Model => "model",
-        }
-    }
-
-    /// The one-letter tag in Redis key names.
-    pub fn tag(self) -> &'static str {
-        match self {
-            ScopeKind::Key => "k",
-            ScopeKind::User => "u",
-            ScopeKind::Model => "m",
-        }
-    }
-}
+pub use crate::context::ScopeKind;
 
 /// Which kind of limit refused (the `limit` label of the rejection counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

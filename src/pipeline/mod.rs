@@ -18,7 +18,6 @@
 //! the same response body a client would get. That costs an encode and a decode per call (not on
 //! /v1) and buys one code path, with every plugin, for every caller.
 
-pub mod chat;
 pub mod stream;
 
 use axum::body::Body;
@@ -27,11 +26,11 @@ use http::{header, HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
+pub use crate::chat::{ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Embeddings};
 pub use crate::context::{CallContext, UsageScope};
 use crate::context::{RequestCtx, Route};
 use crate::error::GatewayError;
 pub use crate::proxy::Pipeline;
-pub use chat::{ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Embeddings};
 pub use stream::ChunkStream;
 
 /// An error answer larger than this is cut: only its message is wanted.

@@ -9,7 +9,7 @@ use axum::body::Body;
 use http::StatusCode;
 use http_body_util::BodyExt;
 
-use super::chat::ChatChunk;
+use crate::chat::ChatChunk;
 use crate::error::GatewayError;
 use crate::translate::sse::SseDecoder;
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{header, HeaderMap};
 
 use super::{Plugin, PluginFuture, RequestCtx};
 use crate::error::GatewayError;
@@ -18,26 +17,6 @@ impl Auth {
     pub fn new(identity: Arc<Identity>) -> Self {
         Self { identity }
     }
-}
-
-/// The key from `Authorization: Bearer <key>`, or from `x-api-key` / `api-key` (Anthropic-
-/// and Azure-style clients).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        return (!token.is_empty()).then_some(token);
-    }
-    ["x-api-key", "api-key"]
-        .iter()
-        .filter_map(|name| headers.get(*name))
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .find(|v| !v.is_empty())
 }
 
 /// The same failure in OpenAI's error shape, as SDKs expect on /v1.

@@ -25,11 +25,11 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
+use crate::chat::ChatRequest;
 pub use crate::context::{
     Completion, Outcome, Principal, PrincipalKind, RequestCtx, Role, Route, UsageScope,
 };
 use crate::error::GatewayError;
-use crate::pipeline::ChatRequest;
 use crate::pricing::PriceTable;
 
 pub type PluginFuture<'a> = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send + 'a>>;

@@ -11,7 +11,7 @@ use http::{header, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::Full;
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::plugins::Route;
+use crate::context::Route;
 pub use client::{HttpClient, UpstreamBody};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -4,7 +4,7 @@
 
 use http::{HeaderValue, Uri};
 
-use crate::plugins::Route;
+use crate::context::Route;
 
 /// The path below the provider's base URL (which ends in `/v1` or its equivalent).
 pub fn endpoint_path(route: Route) -> &'static str {

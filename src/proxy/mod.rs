@@ -34,7 +34,7 @@ static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/jso
 
 /// Routing, the plugin chain and the upstream clients: the one path every model call takes. HTTP
 /// requests on /v1 enter here byte-level (`chat_completions`, ...); in-process callers enter
-/// through the typed calls in [`crate::pipeline`].
+/// through the typed calls of the `pipeline` module.
 pub struct Pipeline {
     pub router: Router,
     pub plugins: Arc<PluginChain>,
@@ -176,7 +176,7 @@ impl Pipeline {
         ctx: &mut RequestCtx,
         body: &Bytes,
     ) -> Result<Bytes, GatewayError> {
-        let mut request: crate::pipeline::ChatRequest = serde_json::from_slice(body)
+        let mut request: crate::chat::ChatRequest = serde_json::from_slice(body)
             .map_err(|e| GatewayError::bad_request(format!("Invalid request body: {e}")))?;
         self.plugins.edit_chat(ctx, &mut request).await?;
         serde_json::to_vec(&request)

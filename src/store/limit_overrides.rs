@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{new_id, now, with_pool, Store, StoreResult};
 use crate::config::LimitSet;
-use crate::limits::ScopeKind;
+use crate::context::ScopeKind;
 
 /// Whose override: one user (all their keys and sessions) or one API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

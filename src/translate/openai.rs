@@ -772,6 +772,24 @@ pub fn upstream_error(status: StatusCode, message: impl Into<Cow<'static, str>>)
     error
 }
 
+impl From<&Usage> for crate::usage::TokenUsage {
+    fn from(usage: &Usage) -> Self {
+        crate::usage::TokenUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cached_tokens: usage
+                .prompt_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.cached_tokens),
+            reasoning_tokens: usage
+                .completion_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.reasoning_tokens),
+            ..crate::usage::TokenUsage::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! The typed chat request and answer of an in-process pipeline call: OpenAI's chat-completion
-//! shapes, with every field this gateway does not name kept in `extra`, so nothing a caller sets
+//! The typed chat request and answer of an in-process pipeline call (and what editing plugins
+//! rewrite): OpenAI's chat-completion shapes, with every field this gateway does not name kept in `extra`, so nothing a caller sets
 //! (tools, response_format, ...) or a provider answers is lost on the way through.
 
 use serde::{Deserialize, Serialize};
