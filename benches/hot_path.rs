@@ -14,12 +14,13 @@ use gateway::identity::accounts::{ClientInfo, Registration};
 use gateway::identity::api_keys::KeyRequest;
 use gateway::identity::Identity;
 use gateway::plugins::{Role, Route};
+use gateway::providers::{anthropic, gemini};
 use gateway::proxy::json_probe;
 use gateway::request_id::RequestIds;
 use gateway::routing::Router;
 use gateway::store::Store;
 use gateway::translate::openai::ChatRequest;
-use gateway::translate::{anthropic, gemini, TranslatedStream};
+use gateway::translate::TranslatedStream;
 
 fn chat_body(messages: usize) -> Bytes {
     let message = r#"{"role":"user","content":"Summarise the meeting notes below in three bullet points, keeping names and dates exactly as written."}"#;

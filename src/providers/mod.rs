@@ -1,6 +1,10 @@
-//! Configured upstream providers, ready to take requests.
+//! Configured upstream providers, ready to take requests, and the adapters that make each kind
+//! speak OpenAI's API (see [`adapter`]).
 
+pub mod adapter;
+pub mod anthropic;
 pub mod client;
+pub mod gemini;
 pub mod openai;
 
 use std::sync::Arc;
@@ -12,7 +16,17 @@ use http_body_util::Full;
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::context::Route;
+pub use adapter::Adapter;
 pub use client::{HttpClient, UpstreamBody};
+
+/// The registry: each provider kind's adapter. The one `match` on the kind in the gateway.
+pub fn adapter(kind: ProviderKind) -> &'static dyn Adapter {
+    match kind {
+        ProviderKind::OpenAi => &openai::OpenAiAdapter,
+        ProviderKind::Anthropic => &anthropic::AnthropicAdapter,
+        ProviderKind::Gemini => &gemini::GeminiAdapter,
+    }
+}
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -26,7 +40,8 @@ struct Endpoints {
 
 pub struct Provider {
     pub name: Arc<str>,
-    pub kind: ProviderKind,
+    /// What this provider's kind does differently.
+    pub adapter: &'static dyn Adapter,
     pub timeout: Duration,
     pub idle_timeout: Duration,
     pub total_timeout: Option<Duration>,
@@ -44,9 +59,10 @@ pub struct Provider {
 impl Provider {
     pub fn from_config(config: &ProviderConfig) -> Result<Self, http::Error> {
         let uri = |route| openai::endpoint_uri(&config.base_url, route);
+        let adapter = adapter(config.kind);
         Ok(Self {
             name: Arc::from(config.name.as_str()),
-            kind: config.kind,
+            adapter,
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
             total_timeout: config.total_timeout,
@@ -63,21 +79,19 @@ impl Provider {
             auth: config
                 .api_key
                 .as_ref()
-                .and_then(|key| auth_header(config.kind, key.expose())),
-            headers: default_headers(config.kind, &config.headers),
+                .and_then(|key| adapter.auth_header(key.expose())),
+            headers: with_required_headers(adapter, &config.headers),
             client: client::build_client(config.connect_timeout),
         })
     }
 
-    /// Where a translated chat completion goes: Anthropic's `/messages`, or Gemini's
+    /// Where a chat completion goes: the OpenAI path, Anthropic's `/messages`, or Gemini's
     /// model-specific `generateContent` / `streamGenerateContent` path.
     pub fn chat_uri(&self, model: &str, stream: bool) -> Result<Uri, http::Error> {
-        let path = match self.kind {
-            ProviderKind::OpenAi => return Ok(self.endpoints.chat.clone()),
-            ProviderKind::Anthropic => "/messages".to_string(),
-            ProviderKind::Gemini => crate::translate::gemini::endpoint_path(model, stream),
-        };
-        join_path(&self.base_url, &path)
+        if self.adapter.passes_through() {
+            return Ok(self.endpoints.chat.clone());
+        }
+        join_path(&self.base_url, &self.adapter.chat_path(model, stream))
     }
 
     fn uri(&self, route: Route) -> Uri {
@@ -134,36 +148,17 @@ impl Provider {
     }
 }
 
-/// Each kind's credential header: OpenAI's bearer token, Anthropic's `x-api-key`, Google's
-/// `x-goog-api-key` (a header rather than the `?key=` query, so keys stay out of URL logs).
-fn auth_header(kind: ProviderKind, api_key: &str) -> Option<(HeaderName, HeaderValue)> {
-    let (name, mut value) = match kind {
-        ProviderKind::OpenAi => (header::AUTHORIZATION, openai::auth_header(api_key)?),
-        ProviderKind::Anthropic => (
-            HeaderName::from_static("x-api-key"),
-            HeaderValue::from_str(api_key).ok()?,
-        ),
-        ProviderKind::Gemini => (
-            HeaderName::from_static("x-goog-api-key"),
-            HeaderValue::from_str(api_key).ok()?,
-        ),
-    };
-    value.set_sensitive(true);
-    Some((name, value))
-}
-
-/// The configured headers, plus `anthropic-version` for Anthropic unless configured.
-fn default_headers(
-    kind: ProviderKind,
+/// The configured headers, plus those the kind requires (`anthropic-version`) unless
+/// configured.
+fn with_required_headers(
+    adapter: &dyn Adapter,
     configured: &[(HeaderName, HeaderValue)],
 ) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = configured.to_vec();
-    let version = HeaderName::from_static("anthropic-version");
-    if kind == ProviderKind::Anthropic && !headers.iter().any(|(name, _)| *name == version) {
-        headers.push((
-            version,
-            HeaderValue::from_static(crate::translate::anthropic::API_VERSION),
-        ));
+    for (name, value) in adapter.required_headers() {
+        if !headers.iter().any(|(n, _)| *n == name) {
+            headers.push((name, value));
+        }
     }
     headers
 }

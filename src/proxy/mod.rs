@@ -17,7 +17,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 
-use crate::config::ProviderKind;
 use crate::error::{ErrorSource, GatewayError};
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx, Route};
 use crate::providers::{UpstreamBody, X_REQUEST_ID};
@@ -306,7 +305,7 @@ impl Pipeline {
         content_type: &HeaderValue,
     ) -> Result<(http::Request<UpstreamBody>, Option<Translation>), GatewayError> {
         let provider = &target.provider;
-        if provider.kind == ProviderKind::OpenAi {
+        if provider.adapter.passes_through() {
             let body = payload.for_target(requested, target).await?;
             let request = provider.build_request(ctx.route, body, content_type, &ctx.request_id);
             return Ok((request, None));
@@ -314,7 +313,7 @@ impl Pipeline {
         if ctx.route != Route::ChatCompletions {
             return Err(GatewayError::bad_request(format!(
                 "The model `{requested}` is served by a {} provider, which has no {} endpoint.",
-                provider.kind.as_str(),
+                provider.adapter.name(),
                 ctx.route.as_str()
             ))
             .with_param("model"));

@@ -9,12 +9,11 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::config::ProviderKind;
 use crate::error::GatewayError;
-use crate::providers::UpstreamBody;
+use crate::providers::{Adapter, UpstreamBody};
 use crate::routing::Target;
 use crate::translate::openai::ChatRequest;
-use crate::translate::{anthropic, gemini, StreamTranslator, TranslatedStream};
+use crate::translate::{StreamTranslator, TranslatedStream};
 
 /// An error answer larger than this is cut: only its message is wanted.
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
@@ -23,7 +22,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// How the answer to one translated attempt is rewritten.
 pub struct Translation {
-    kind: ProviderKind,
+    adapter: &'static dyn Adapter,
     model: std::sync::Arc<str>,
     /// Set for streamed requests.
     stream: Option<Box<dyn StreamTranslator>>,
@@ -37,21 +36,12 @@ pub fn upstream_request(
 ) -> Result<(Request<UpstreamBody>, Translation), GatewayError> {
     let provider = &target.provider;
     let model = &*target.model;
-    let (body, stream) = match provider.kind {
-        ProviderKind::Anthropic => (
-            anthropic::request_body(chat, model, provider.default_max_tokens)?,
-            chat.stream
-                .then(|| anthropic::stream_translator(chat, model)),
-        ),
-        ProviderKind::Gemini => (
-            gemini::request_body(chat)?,
-            chat.stream.then(|| gemini::stream_translator(chat, model)),
-        ),
-        ProviderKind::OpenAi => {
-            return Err(GatewayError::internal(
-                "An OpenAI-compatible target needs no translation.",
-            ))
-        }
+    let adapter = provider.adapter;
+    let body = adapter.request_body(chat, model, provider.default_max_tokens)?;
+    let stream = if chat.stream {
+        adapter.stream_translator(chat, model)
+    } else {
+        None
     };
     let uri = provider
         .chat_uri(model, chat.stream)
@@ -60,7 +50,7 @@ pub fn upstream_request(
     Ok((
         request,
         Translation {
-            kind: provider.kind,
+            adapter,
             model: target.model.clone(),
             stream,
         },
@@ -106,20 +96,14 @@ impl Translation {
                 Err(e) => Rewritten::Whole(e.status, e.to_json()),
             }
         } else {
-            let error = match self.kind {
-                ProviderKind::Anthropic => anthropic::error(status, &bytes),
-                _ => gemini::error(status, &bytes),
-            };
+            let error = self.adapter.error(status, &bytes);
             Rewritten::Whole(error.status, error.to_json())
         };
         (parts, rewritten)
     }
 
     fn answer(&self, bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
-        match self.kind {
-            ProviderKind::Anthropic => anthropic::response_body(bytes),
-            _ => gemini::response_body(bytes, &self.model),
-        }
+        self.adapter.answer(bytes, &self.model)
     }
 }
 

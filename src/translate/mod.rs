@@ -1,13 +1,13 @@
-//! Translation between OpenAI's chat completions (what clients speak) and providers that speak
-//! something else (Anthropic's Messages API, Google's Gemini API).
+//! The shared machinery of translation between OpenAI's chat completions (what clients speak)
+//! and providers that speak something else: OpenAI's shapes, SSE decoding and the stream
+//! translator seam. Each provider's own translation lives with its adapter in `providers/`
+//! (Anthropic's Messages API, Google's Gemini API).
 //!
 //! Only translated targets pay for any of this: OpenAI-compatible upstreams get the client's
 //! bytes untouched and their answers pass through unparsed. A translated request is read once
 //! into [`openai::ChatRequest`]; the answer is rewritten whole (JSON) or event by event (SSE),
 //! each upstream event turned into OpenAI chunks as soon as it arrives.
 
-pub mod anthropic;
-pub mod gemini;
 pub mod openai;
 pub mod sse;
 

@@ -13,14 +13,14 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::openai::{
+use crate::error::GatewayError;
+use crate::translate::openai::{
     self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
     Completion, Content, Conversation, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
     ToolChoice, Usage, UserPart,
 };
-use super::sse::SseEvent;
-use super::StreamTranslator;
-use crate::error::GatewayError;
+use crate::translate::sse::SseEvent;
+use crate::translate::StreamTranslator;
 
 pub const KIND: &str = "anthropic";
 
@@ -627,6 +627,57 @@ impl StreamTranslator for AnthropicStream {
             .input_tokens
             .or(self.usage.output_tokens)
             .map(|_| self.usage.to_openai())
+    }
+}
+
+/// The Anthropic adapter: requests and answers through the translation above.
+pub struct AnthropicAdapter;
+
+impl super::Adapter for AnthropicAdapter {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    fn auth_header(&self, api_key: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
+        let mut value = http::HeaderValue::from_str(api_key).ok()?;
+        value.set_sensitive(true);
+        Some((http::HeaderName::from_static("x-api-key"), value))
+    }
+
+    fn required_headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        vec![(
+            http::HeaderName::from_static("anthropic-version"),
+            http::HeaderValue::from_static(API_VERSION),
+        )]
+    }
+
+    fn chat_path(&self, _model: &str, _stream: bool) -> String {
+        "/messages".to_string()
+    }
+
+    fn request_body(
+        &self,
+        chat: &ChatRequest,
+        model: &str,
+        default_max_tokens: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
+        request_body(chat, model, default_max_tokens)
+    }
+
+    fn stream_translator(
+        &self,
+        chat: &ChatRequest,
+        model: &str,
+    ) -> Option<Box<dyn StreamTranslator>> {
+        Some(stream_translator(chat, model))
+    }
+
+    fn answer(&self, body: &[u8], _model: &str) -> Result<Vec<u8>, GatewayError> {
+        response_body(body)
+    }
+
+    fn error(&self, status: StatusCode, body: &[u8]) -> GatewayError {
+        error(status, body)
     }
 }
 

@@ -16,14 +16,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::openai::{
+use crate::error::GatewayError;
+use crate::translate::openai::{
     self, completion_id, plain_text, unsupported, upstream_error, ChatRequest, ChunkWriter,
     Completion, Content, Conversation, FinishReason, Message, ResponseFormat, Role, ToolCallOut,
     ToolChoice, Usage, UserPart,
 };
-use super::sse::SseEvent;
-use super::StreamTranslator;
-use crate::error::GatewayError;
+use crate::translate::sse::SseEvent;
+use crate::translate::StreamTranslator;
 
 pub const KIND: &str = "gemini";
 
@@ -678,6 +678,51 @@ impl StreamTranslator for GeminiStream {
 
     fn usage(&self) -> Option<Usage> {
         self.usage.map(UsageMetadata::to_openai)
+    }
+}
+
+/// The Gemini adapter: requests and answers through the translation above.
+pub struct GeminiAdapter;
+
+impl super::Adapter for GeminiAdapter {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    /// `x-goog-api-key` rather than the `?key=` query, so keys stay out of URL logs.
+    fn auth_header(&self, api_key: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
+        let mut value = http::HeaderValue::from_str(api_key).ok()?;
+        value.set_sensitive(true);
+        Some((http::HeaderName::from_static("x-goog-api-key"), value))
+    }
+
+    fn chat_path(&self, model: &str, stream: bool) -> String {
+        endpoint_path(model, stream)
+    }
+
+    fn request_body(
+        &self,
+        chat: &ChatRequest,
+        _model: &str,
+        _default_max_tokens: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
+        request_body(chat)
+    }
+
+    fn stream_translator(
+        &self,
+        chat: &ChatRequest,
+        model: &str,
+    ) -> Option<Box<dyn StreamTranslator>> {
+        Some(stream_translator(chat, model))
+    }
+
+    fn answer(&self, body: &[u8], model: &str) -> Result<Vec<u8>, GatewayError> {
+        response_body(body, model)
+    }
+
+    fn error(&self, status: StatusCode, body: &[u8]) -> GatewayError {
+        error(status, body)
     }
 }
 
