@@ -306,6 +306,18 @@ impl axum::response::IntoResponse for GatewayError {
     }
 }
 
+/// "client error (Connect): tcp connect error: Connection refused" rather than the outer layer only.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

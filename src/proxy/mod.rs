@@ -5,7 +5,6 @@ pub mod json_probe;
 pub mod multipart;
 pub mod request_body;
 pub mod response_body;
-pub mod retry;
 pub mod translated;
 pub mod usage_tap;
 
@@ -20,8 +19,8 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use crate::error::{ErrorSource, GatewayError};
 use crate::plugins::{Completion, Outcome, PluginChain, RequestCtx, Route};
 use crate::providers::{UpstreamBody, X_REQUEST_ID};
-use crate::routing::breaker::Admission;
-use crate::routing::{Lease, ModelRoute, Router, Target};
+use crate::routing::attempts::Attempts;
+use crate::routing::{retry, Lease, ModelRoute, Router, Target};
 use crate::translate::openai::ChatRequest;
 use crate::usage::TokenUsage;
 use response_body::{CompletionGuard, ProxyBody};
@@ -323,10 +322,9 @@ impl Pipeline {
         Ok((request, Some(translation)))
     }
 
-    /// Tries targets until one answers: the model's targets in the order its strategy picks,
-    /// each retried with back-off on a connect error, timeout, 429 or 5xx, then the model's
-    /// fallback models. All of this happens before the first byte reaches the client, so any
-    /// attempt can be abandoned safely; once a response is handed on, there is no retry.
+    /// Tries targets until one answers, as routing's [`Attempts`] decides: the pipeline builds
+    /// and sends each attempt and reports how it went. If nothing succeeds, the last attempt's
+    /// own error answer is handed on, else the summary of every failure.
     async fn forward(
         &self,
         ctx: RequestCtx,
@@ -335,11 +333,9 @@ impl Pipeline {
         payload: Payload,
         content_type: &HeaderValue,
     ) -> ApiResponse {
-        let policy = &self.router.routing;
-        let deadline = ctx.started + policy.retry_budget;
+        let mut attempts = Attempts::new(&self.router, route, ctx.started, &ctx.request_id);
         // From here on a client hang-up (during an attempt or a back-off) is still reported.
         let mut ctx = CompletionGuard::pending(ctx, self.plugins.clone());
-        let mut failures = retry::Failures::default();
         // A 400 from a target whose provider cannot take the request, kept in case no target
         // can: then it is the answer.
         let mut client_error: Option<GatewayError> = None;
@@ -350,132 +346,57 @@ impl Pipeline {
             &Target,
             Option<Translation>,
         )> = None;
-        // Fallback models are tried with their own targets; their own fallbacks are not
-        // followed, so a cycle in the config cannot loop.
-        // (Fallback names were checked against the models when the config was loaded.)
-        let chain = std::iter::once(route).chain(
-            route
-                .fallbacks
-                .iter()
-                .filter_map(|name| self.router.resolve(name)),
-        );
-        'routes: for (route_position, model_route) in chain.enumerate() {
-            let is_last_route = route_position == route.fallbacks.len();
-            if let Some(reason) = &model_route.unavailable {
-                failures.skipped(&model_route.name, reason);
-                continue;
-            }
-            let order = model_route.attempt_order();
-            let remaining_targets = order.len();
-            for (position, &index) in order.iter().enumerate() {
-                let target = &model_route.targets[index];
-                let is_last_target = is_last_route && position + 1 == remaining_targets;
-                let mut attempt = 0u32;
-                loop {
-                    if Instant::now() >= deadline {
-                        failures.budget_spent(policy.retry_budget);
-                        break 'routes;
-                    }
-                    // The slot first: a probe admitted by the breaker must really be sent.
-                    let Some(lease) = target.state.try_lease() else {
-                        if attempt == 0 {
-                            failures.busy(target);
-                        }
-                        break;
-                    };
-                    let mut probe = match target.state.breaker.admit() {
-                        Admission::Allowed => None,
-                        Admission::Probe => Some(target.state.breaker.probe_guard()),
-                        Admission::Refused { retry_in } => {
-                            // Refused on a retry: this request's own failures opened the
-                            // breaker, and their reason is the one worth reporting.
-                            if attempt == 0 {
-                                failures.out_of_rotation(target, retry_in);
-                            }
-                            break;
-                        }
-                    };
-                    let (request, translation) = match self
-                        .upstream_request(ctx.ctx(), &payload, requested, target, content_type)
-                        .await
-                    {
-                        Ok(built) => built,
-                        // This target's provider cannot take the request; another may.
-                        Err(e) if e.source == ErrorSource::Client => {
-                            failures.unusable(target, &e);
-                            client_error.get_or_insert(e);
-                            break;
-                        }
-                        Err(e) => return self.reject(ctx.into_ctx(), e),
-                    };
-                    attempted = true;
-                    let attempt_started = Instant::now();
-                    let first_byte = target
-                        .timeouts
-                        .total
-                        .map_or(target.timeouts.first_byte, |t| {
-                            t.min(target.timeouts.first_byte)
-                        });
-                    let sent =
-                        tokio::time::timeout(first_byte, target.provider.send(request)).await;
-                    let failure = match sent {
-                        Ok(Ok(response)) if !retry::is_retryable(response.status()) => {
-                            target.state.record_latency(attempt_started.elapsed());
-                            target.state.breaker.record_success();
-                            if let Some(probe) = probe.take() {
-                                probe.settle();
-                            }
-                            ctx.ctx_mut().provider = Some(target.provider.name.clone());
-                            ctx.ctx_mut().upstream_model = Some(target.model.clone());
-                            let strip_usage = payload.asks_usage_for(target);
-                            return self
-                                .respond(
-                                    ctx,
-                                    response,
-                                    target,
-                                    Some(lease),
-                                    (translation, strip_usage),
-                                    attempt_started,
-                                )
-                                .await;
-                        }
-                        Ok(Ok(response)) => {
-                            let failure = retry::Failure::status(&response);
-                            last_answer = Some((response, target, translation));
-                            failure
-                        }
-                        Ok(Err(e)) => {
-                            last_answer = None;
-                            retry::Failure::connect(&e)
-                        }
-                        Err(_) => {
-                            last_answer = None;
-                            retry::Failure::timeout(first_byte)
-                        }
-                    };
-                    drop(lease);
-                    target
-                        .state
-                        .breaker
-                        .record_failure(&failure.reason, failure.retry_after);
-                    if let Some(probe) = probe.take() {
-                        probe.settle();
-                    }
-                    attempt += 1;
-                    let wait =
-                        retry::next_wait(policy, attempt, &failure, is_last_target, deadline);
-                    tracing::warn!(
-                        request_id = ?ctx.ctx().request_id, target_name = %target.state.label,
-                        attempt, error = %failure.reason, retry_in_ms = wait.map(|w| w.as_millis() as u64),
-                        "upstream attempt failed"
-                    );
-                    failures.failed(target, failure);
-                    match wait {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => break,
-                    }
+        while let Some(attempt) = attempts.next().await {
+            let target = attempt.target;
+            let (request, translation) = match self
+                .upstream_request(ctx.ctx(), &payload, requested, target, content_type)
+                .await
+            {
+                Ok(built) => built,
+                // This target's provider cannot take the request; another may.
+                Err(e) if e.source == ErrorSource::Client => {
+                    attempts.unusable(attempt, &e);
+                    client_error.get_or_insert(e);
+                    continue;
                 }
-            }
+                Err(e) => return self.reject(ctx.into_ctx(), e),
+            };
+            attempted = true;
+            let attempt_started = Instant::now();
+            let first_byte = attempt.first_byte_timeout();
+            let sent = tokio::time::timeout(first_byte, target.provider.send(request)).await;
+            let failure = match sent {
+                Ok(Ok(response)) if !retry::is_retryable(response.status()) => {
+                    let lease = attempts.succeeded(attempt, attempt_started.elapsed());
+                    ctx.ctx_mut().provider = Some(target.provider.name.clone());
+                    ctx.ctx_mut().upstream_model = Some(target.model.clone());
+                    let strip_usage = payload.asks_usage_for(target);
+                    return self
+                        .respond(
+                            ctx,
+                            response,
+                            target,
+                            Some(lease),
+                            (translation, strip_usage),
+                            attempt_started,
+                        )
+                        .await;
+                }
+                Ok(Ok(response)) => {
+                    let failure = retry::Failure::status(&response);
+                    last_answer = Some((response, target, translation));
+                    failure
+                }
+                Ok(Err(e)) => {
+                    last_answer = None;
+                    retry::Failure::connect(&e)
+                }
+                Err(_) => {
+                    last_answer = None;
+                    retry::Failure::timeout(first_byte)
+                }
+            };
+            attempts.failed(attempt, failure);
         }
         if let Some((response, target, translation)) = last_answer {
             ctx.ctx_mut().provider = Some(target.provider.name.clone());
@@ -494,7 +415,7 @@ impl Pipeline {
         if let (false, Some(error)) = (attempted, client_error) {
             return self.reject(ctx.into_ctx(), error);
         }
-        let error = failures.into_error(&route.name);
+        let error = attempts.into_error(&route.name);
         self.reject(ctx.into_ctx(), error)
     }
 
@@ -619,16 +540,4 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
     for name in NOT_FORWARDED {
         headers.remove(name);
     }
-}
-
-/// "client error (Connect): tcp connect error: Connection refused" rather than the outer layer only.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

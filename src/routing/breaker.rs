@@ -150,7 +150,7 @@ impl Breaker {
         {
             return;
         }
-        // Retry-After arrives already capped by its parser (proxy::retry::retry_after).
+        // Retry-After arrives already capped by its parser (routing::retry::retry_after).
         let cooldown = retry_after.unwrap_or(self.cooldown);
         let until = Instant::now() + cooldown;
         // Never shorten a longer cool-down already in force (a stream started before the

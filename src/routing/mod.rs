@@ -2,7 +2,9 @@
 //! that decides which target a request tries first: weights, requests in flight, recent
 //! latency and passive health ([`breaker`]).
 
+pub mod attempts;
 pub mod breaker;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

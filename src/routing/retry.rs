@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Response, StatusCode};
 
+use super::Target;
 use crate::config::RoutingConfig;
 use crate::error::GatewayError;
-use crate::routing::Target;
 
 /// Statuses worth another attempt: timeouts, rate limits, server errors.
 pub fn is_retryable(status: StatusCode) -> bool {
@@ -43,7 +43,7 @@ impl Failure {
 
     pub fn connect(error: &dyn std::error::Error) -> Self {
         Self {
-            reason: format!("could not connect ({})", super::error_chain(error)),
+            reason: format!("could not connect ({})", crate::error::error_chain(error)),
             retry_after: None,
             kind: FailureKind::Connect,
         }
