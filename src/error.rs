@@ -1,6 +1,9 @@
-//! One error type for the /v1 surface. Every error knows who caused it (the client, the upstream
-//! or the gateway itself), which decides its status, and renders as OpenAI's error JSON so SDKs
-//! raise their usual exception types.
+//! The one error type of the gateway. Every error knows who caused it (the client, the upstream
+//! or the gateway itself) and its status, and renders two ways: as OpenAI's error JSON on /v1
+//! (`to_json`, so SDKs raise their usual exception types) and as the REST shape of the app
+//! endpoints (`to_rest_json`: `{"detail", "code", "field"}`, what FastAPI answers, so the seeds'
+//! frontends show our messages). Identity failures (`AuthError`) and database failures
+//! (`StoreError`) convert into it.
 
 use std::borrow::Cow;
 
@@ -237,6 +240,34 @@ impl GatewayError {
         Self::new(status, ErrorSource::Upstream, kind, message.into())
     }
 
+    /// A status and machine code given by the caller (the REST endpoints' own refusals).
+    pub fn with_status(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        let source = if status.is_server_error() {
+            ErrorSource::Internal
+        } else {
+            ErrorSource::Client
+        };
+        Self::new(status, source, kind_for(status), message.into()).with_code(code)
+    }
+
+    /// 422: a field of the request is missing or malformed (`field` names it when one does).
+    pub fn invalid(field: Option<&'static str>, message: impl Into<String>) -> Self {
+        let mut error =
+            Self::with_status(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message);
+        error.param = field.map(Cow::Borrowed);
+        error
+    }
+
+    /// 404 for an app resource that does not exist or is another user's (the two are not told
+    /// apart).
+    pub fn resource_not_found() -> Self {
+        Self::with_status(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -258,6 +289,61 @@ impl GatewayError {
         };
         // Serialising plain strings into a Vec cannot fail.
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The REST shape: `{"detail": message, "code": machine code}`, plus `"field"` when one
+    /// field is to blame.
+    pub fn to_rest_json(&self) -> Bytes {
+        #[derive(Serialize)]
+        struct RestBody<'a> {
+            detail: &'a str,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        let body = RestBody {
+            detail: &self.message,
+            code: self.rest_code(),
+            field: self.param.as_deref(),
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The machine code of the REST shape: the error's own, else one for its status.
+    pub fn rest_code(&self) -> &str {
+        if let Some(code) = &self.code {
+            return code;
+        }
+        match self.status.as_u16() {
+            400 | 422 => "invalid_request",
+            401 => "not_authenticated",
+            403 => "forbidden",
+            404 => "not_found",
+            409 => "conflict",
+            413 => "request_too_large",
+            429 => "too_many_requests",
+            503 => "unavailable",
+            s if s >= 500 => "internal_error",
+            _ => "error",
+        }
+    }
+
+    /// The REST response: the REST body, `WWW-Authenticate` on a 401, `Retry-After` when set.
+    pub fn into_rest_response<B: From<Bytes>>(self) -> Response<B> {
+        let mut response = Response::new(B::from(self.to_rest_json()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 
     /// The same error as one SSE event, used to end a stream that broke after its first byte.
@@ -283,6 +369,17 @@ impl GatewayError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// OpenAI's error `type` for a status the gateway sets itself.
+fn kind_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        s if s >= 500 => "api_error",
+        _ => "invalid_request_error",
     }
 }
 

@@ -298,7 +298,7 @@ pub async fn sign_in_with(
     let provider = match provider.as_str() {
         "google" => "google",
         "apple" => "apple",
-        _ => return Err(AuthError::NotFound.into()),
+        _ => return Err(ApiError::not_found()),
     };
     let pair = state
         .identity

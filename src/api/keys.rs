@@ -35,7 +35,7 @@ fn owner(principal: &Principal, user_id: Option<String>) -> Result<String, ApiEr
         Some(other) if Some(other.as_str()) == own => Ok(other),
         Some(other) if principal.is_admin() => Ok(other),
         // Not 403: another user's ids are not to be probed.
-        Some(_) => Err(AuthError::NotFound.into()),
+        Some(_) => Err(ApiError::not_found()),
         None => own.map(str::to_string).ok_or_else(|| {
             ApiError::invalid(
                 Some("user_id"),
@@ -61,7 +61,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let user_id = owner(&principal, body.user_id)?;
     if state.store.user_by_id(&user_id).await?.is_none() {
-        return Err(AuthError::NotFound.into());
+        return Err(ApiError::not_found());
     }
     let expires_at = match (body.expires_at, body.expires_in_days) {
         (Some(_), Some(_)) => {

@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::extract::{AdminCaller, JsonBody, UserCaller};
 use crate::config::{limit_set_problems, LimitSet};
-use crate::identity::AuthError;
 use crate::limits::overrides::{effective, Effective};
 use crate::limits::plan::{to_usd, ScopeAsk, ScopeStatus};
 use crate::limits::{headers, ScopeKind};
@@ -130,7 +129,7 @@ async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> 
     if found {
         Ok(())
     } else {
-        Err(AuthError::NotFound.into())
+        Err(ApiError::not_found())
     }
 }
 

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::extract::{page, AdminCaller, Caller, PageQuery, QueryParams};
 use crate::context::Principal;
-use crate::identity::AuthError;
 use crate::state::AppState;
 use crate::store::usage_queries::{round_usd, Until, UsageFilter, UsageRow, UsageTotals};
 use crate::store::Store;
@@ -122,7 +121,7 @@ fn owner(principal: &Principal, user_id: Option<&str>) -> ApiResult<String> {
     let own = principal.user_id();
     match user_id {
         Some(other) if Some(other) == own || principal.is_admin() => Ok(other.to_string()),
-        Some(_) => Err(AuthError::NotFound.into()),
+        Some(_) => Err(ApiError::not_found()),
         None => own.map(str::to_string).ok_or_else(|| {
             ApiError::invalid(
                 Some("user_id"),
@@ -139,7 +138,7 @@ fn check_visible(principal: &Principal, owner_id: &str, deleted: bool) -> ApiRes
     if principal.is_admin() || (principal.user_id() == Some(owner_id) && !deleted) {
         Ok(())
     } else {
-        Err(AuthError::NotFound.into())
+        Err(ApiError::not_found())
     }
 }
 
@@ -206,7 +205,7 @@ pub async fn message_details(
     let message = store
         .message_owner(&message_id)
         .await?
-        .ok_or(AuthError::NotFound)?;
+        .ok_or_else(ApiError::not_found)?;
     check_visible(&principal, &message.user_id, message.deleted)?;
     let (rows, totals) = store.message_usage(&message_id, MESSAGE_RECORDS).await?;
     let items: Vec<Detail> = rows.iter().map(detail).collect();
@@ -229,7 +228,7 @@ pub async fn conversation_details(
     let thread = store
         .thread_owner(&conversation_id)
         .await?
-        .ok_or(AuthError::NotFound)?;
+        .ok_or_else(ApiError::not_found)?;
     check_visible(&principal, &thread.user_id, thread.deleted)?;
     let usage = store.thread_usage(&conversation_id).await?;
     let by_model: Vec<Value> = usage
@@ -310,7 +309,7 @@ pub async fn key_summary(
     let owner_id = store
         .api_key_owner(&key_id)
         .await?
-        .ok_or(AuthError::NotFound)?;
+        .ok_or_else(ApiError::not_found)?;
     check_visible(&principal, &owner_id, false)?;
     let mut filter = query.filter(None)?;
     filter.api_key_id = Some(key_id.clone());

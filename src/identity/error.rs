@@ -67,3 +67,27 @@ impl From<crate::store::StoreError> for AuthError {
         AuthError::Internal(error.into())
     }
 }
+
+/// An identity failure in the one error type, as the REST endpoints answer it (the /v1 auth
+/// plugin words credential failures OpenAI's way instead: see `plugins::auth`).
+impl From<AuthError> for crate::error::GatewayError {
+    fn from(error: AuthError) -> Self {
+        let mut out = crate::error::GatewayError::with_status(
+            error.status(),
+            error.code(),
+            error.to_string(),
+        );
+        match &error {
+            AuthError::Invalid(field, _) => out.param = Some(std::borrow::Cow::Borrowed(field)),
+            AuthError::Throttled(wait) => {
+                out.retry_after = Some(crate::limits::headers::retry_after_secs(*wait))
+            }
+            AuthError::Internal(e) => {
+                // The cause goes to the log, not to the client.
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+            }
+            _ => {}
+        }
+        out
+    }
+}
