@@ -108,9 +108,9 @@ fn sign_hs(algorithm: Algorithm, secret: &str, claims: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // Registration
 
-#[tokio::test]
-async fn register_at_every_path_with_every_seed_shape() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    register_at_every_path_with_every_seed_shape,
+    |engine, url| {
         let h = common::start_on(&url, "").await;
         let cases = [
             (
@@ -161,286 +161,280 @@ async fn register_at_every_path_with_every_seed_shape() {
             assert_eq!(me.body["id"], user["id"], "{context}");
         }
     }
-}
+);
 
-#[tokio::test]
-async fn registration_is_validated() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        register(&h, "taken@example.com", PASSWORD).await;
+each_database!(registration_is_validated, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    register(&h, "taken@example.com", PASSWORD).await;
 
-        // The same email again, in another case: a conflict.
+    // The same email again, in another case: a conflict.
+    let r = post(
+        &h,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "TAKEN@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_api_error(&r, 409, "conflict", &format!("{engine}: duplicate email"));
+
+    // Malformed JSON.
+    let response = h
+        .client
+        .post(h.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "x@example.com", "password": "#)
+        .send()
+        .await
+        .unwrap();
+    let r = reply(response).await;
+    assert_api_error(&r, 422, "invalid_request", &format!("{engine}: bad JSON"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{engine}: {}",
+        r.text
+    );
+
+    // A missing password names the field in the detail.
+    let r = post(
+        &h,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "nopw@example.com"}),
+    )
+    .await;
+    assert_api_error(
+        &r,
+        422,
+        "invalid_request",
+        &format!("{engine}: no password"),
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("password"),
+        "{engine}: {}",
+        r.text
+    );
+
+    // A short password.
+    let r = post(
+        &h,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "short@example.com", "password": "short"}),
+    )
+    .await;
+    assert_api_error(
+        &r,
+        422,
+        "invalid_request",
+        &format!("{engine}: short password"),
+    );
+    assert_eq!(r.body["field"], "password", "{engine}: {}", r.text);
+
+    // Bad emails.
+    for email in ["not-an-email", "a@b", "@example.com", "a b@example.com", ""] {
         let r = post(
             &h,
             "/api/v1/auth/register",
             None,
-            &json!({"email": "TAKEN@example.com", "password": PASSWORD}),
-        )
-        .await;
-        assert_api_error(&r, 409, "conflict", &format!("{engine}: duplicate email"));
-
-        // Malformed JSON.
-        let response = h
-            .client
-            .post(h.url("/api/v1/auth/register"))
-            .header("content-type", "application/json")
-            .body(r#"{"email": "x@example.com", "password": "#)
-            .send()
-            .await
-            .unwrap();
-        let r = reply(response).await;
-        assert_api_error(&r, 422, "invalid_request", &format!("{engine}: bad JSON"));
-        assert!(
-            r.body["detail"]
-                .as_str()
-                .unwrap()
-                .contains("not valid JSON"),
-            "{engine}: {}",
-            r.text
-        );
-
-        // A missing password names the field in the detail.
-        let r = post(
-            &h,
-            "/api/v1/auth/register",
-            None,
-            &json!({"email": "nopw@example.com"}),
+            &json!({"email": email, "password": PASSWORD}),
         )
         .await;
         assert_api_error(
             &r,
             422,
             "invalid_request",
-            &format!("{engine}: no password"),
+            &format!("{engine}: email {email:?}"),
         );
-        assert!(
-            r.body["detail"].as_str().unwrap().contains("password"),
-            "{engine}: {}",
-            r.text
-        );
-
-        // A short password.
-        let r = post(
-            &h,
-            "/api/v1/auth/register",
-            None,
-            &json!({"email": "short@example.com", "password": "short"}),
-        )
-        .await;
-        assert_api_error(
-            &r,
-            422,
-            "invalid_request",
-            &format!("{engine}: short password"),
-        );
-        assert_eq!(r.body["field"], "password", "{engine}: {}", r.text);
-
-        // Bad emails.
-        for email in ["not-an-email", "a@b", "@example.com", "a b@example.com", ""] {
-            let r = post(
-                &h,
-                "/api/v1/auth/register",
-                None,
-                &json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-            assert_api_error(
-                &r,
-                422,
-                "invalid_request",
-                &format!("{engine}: email {email:?}"),
-            );
-            assert_eq!(r.body["field"], "email", "{engine}: {}", r.text);
-        }
-
-        // A bad username.
-        let r = post(
-            &h,
-            "/api/v1/auth/signup",
-            None,
-            &json!({"username": "a b", "email": "u@example.com", "password": PASSWORD}),
-        )
-        .await;
-        assert_api_error(&r, 422, "invalid_request", &format!("{engine}: username"));
-        assert_eq!(r.body["field"], "username", "{engine}: {}", r.text);
-
-        // A body over 64 KiB.
-        let big = json!({
-            "email": "big@example.com",
-            "password": PASSWORD,
-            "full_name": "x".repeat(70 * 1024),
-        });
-        let r = post(&h, "/api/v1/auth/register", None, &big).await;
-        assert_eq!(r.status, 413, "{engine}: oversized body: {}", r.text);
-
-        // None of the refused registrations created an account.
-        let r = login(&h, "nopw@example.com", PASSWORD).await;
-        assert_eq!(r.status, 401, "{engine}: {}", r.text);
-        let r = login(&h, "short@example.com", "short").await;
-        assert_eq!(r.status, 401, "{engine}: {}", r.text);
+        assert_eq!(r.body["field"], "email", "{engine}: {}", r.text);
     }
-}
+
+    // A bad username.
+    let r = post(
+        &h,
+        "/api/v1/auth/signup",
+        None,
+        &json!({"username": "a b", "email": "u@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_api_error(&r, 422, "invalid_request", &format!("{engine}: username"));
+    assert_eq!(r.body["field"], "username", "{engine}: {}", r.text);
+
+    // A body over 64 KiB.
+    let big = json!({
+        "email": "big@example.com",
+        "password": PASSWORD,
+        "full_name": "x".repeat(70 * 1024),
+    });
+    let r = post(&h, "/api/v1/auth/register", None, &big).await;
+    assert_eq!(r.status, 413, "{engine}: oversized body: {}", r.text);
+
+    // None of the refused registrations created an account.
+    let r = login(&h, "nopw@example.com", PASSWORD).await;
+    assert_eq!(r.status, 401, "{engine}: {}", r.text);
+    let r = login(&h, "short@example.com", "short").await;
+    assert_eq!(r.status, 401, "{engine}: {}", r.text);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Login and profile
 
-#[tokio::test]
-async fn login_at_every_path_and_profile_updates() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        let r = post(
-            &h,
-            "/api/v1/auth/signup",
-            None,
-            &json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(r.status, 201, "{engine}: {}", r.text);
-        let id = user_id(&r.body).to_string();
+each_database!(login_at_every_path_and_profile_updates, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    let r = post(
+        &h,
+        "/api/v1/auth/signup",
+        None,
+        &json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{engine}: {}", r.text);
+    let id = user_id(&r.body).to_string();
 
-        let bodies = [
-            json!({"email": "alice@example.com", "password": PASSWORD}),
-            json!({"email": "  ALICE@example.com ", "password": PASSWORD}),
-            json!({"username": "alice", "password": PASSWORD}),
-            json!({"username": "alice@example.com", "password": PASSWORD}),
-        ];
-        for path in ["/api/v1/auth/login", "/api/v1/auth/signin", "/auth/login"] {
-            for body in &bodies {
-                let r = post(&h, path, None, body).await;
-                let context = format!("{engine}: POST {path} {body}");
-                assert_eq!(r.status, 200, "{context}: {}", r.text);
-                assert_eq!(r.body["user"]["id"], id.as_str(), "{context}");
-                assert_eq!(r.body["token_type"], "bearer", "{context}");
-                assert!(!refresh_token(&r.body).is_empty(), "{context}");
-            }
+    let bodies = [
+        json!({"email": "alice@example.com", "password": PASSWORD}),
+        json!({"email": "  ALICE@example.com ", "password": PASSWORD}),
+        json!({"username": "alice", "password": PASSWORD}),
+        json!({"username": "alice@example.com", "password": PASSWORD}),
+    ];
+    for path in ["/api/v1/auth/login", "/api/v1/auth/signin", "/auth/login"] {
+        for body in &bodies {
+            let r = post(&h, path, None, body).await;
+            let context = format!("{engine}: POST {path} {body}");
+            assert_eq!(r.status, 200, "{context}: {}", r.text);
+            assert_eq!(r.body["user"]["id"], id.as_str(), "{context}");
+            assert_eq!(r.body["token_type"], "bearer", "{context}");
+            assert!(!refresh_token(&r.body).is_empty(), "{context}");
         }
-
-        // OAuth2's password grant as a form.
-        let form = h
-            .client
-            .post(h.url("/auth/token"))
-            .form(&[
-                ("username", "alice@example.com"),
-                ("password", PASSWORD),
-                ("grant_type", "password"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let r = reply(form).await;
-        assert_eq!(r.status, 200, "{engine}: /auth/token: {}", r.text);
-        let token = access(&r.body).to_string();
-        // Another grant is refused.
-        let form = h
-            .client
-            .post(h.url("/api/v1/auth/token"))
-            .form(&[
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let r = reply(form).await;
-        assert_api_error(&r, 422, "invalid_request", &format!("{engine}: grant"));
-
-        // /users/me and /api/v1/auth/me.
-        for path in ["/users/me", "/api/v1/auth/me", "/auth/me"] {
-            let r = get(&h, path, Some(&token)).await;
-            assert_eq!(r.status, 200, "{engine}: GET {path}: {}", r.text);
-            assert_eq!(r.body["id"], id.as_str(), "{engine}: {path}");
-            assert_eq!(r.body["email"], "alice@example.com", "{engine}: {path}");
-            assert_eq!(r.body["username"], "alice", "{engine}: {path}");
-        }
-        let r = get(&h, "/api/v1/auth/me", None).await;
-        assert_api_error(&r, 401, "not_authenticated", &format!("{engine}: no token"));
-
-        // PUT and PATCH change only what they are sent.
-        let r = send(
-            &h,
-            Method::PUT,
-            "/api/v1/auth/me",
-            Some(&token),
-            Some(&json!({"full_name": "Alice Liddell"})),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: PUT me: {}", r.text);
-        assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
-        assert_eq!(r.body["username"], "alice", "{engine}");
-        let r = send(
-            &h,
-            Method::PATCH,
-            "/users/me",
-            Some(&token),
-            Some(&json!({"username": "Alice2"})),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: PATCH me: {}", r.text);
-        assert_eq!(r.body["username"], "alice2", "{engine}");
-        assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
-        let r = get_me(&h, &token).await;
-        assert_eq!(r.body["username"], "alice2", "{engine}: {}", r.text);
-        assert_eq!(r.body["display_name"], "Alice Liddell", "{engine}");
-        // The new username logs in; the old one no longer does.
-        let r = post(
-            &h,
-            "/api/v1/auth/login",
-            None,
-            &json!({"username": "alice2", "password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
-        let r = post(
-            &h,
-            "/api/v1/auth/login",
-            None,
-            &json!({"username": "alice", "password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(r.status, 401, "{engine}: old username: {}", r.text);
-
-        // Another user's username is taken; an empty name is refused.
-        let bob = post(
-            &h,
-            "/api/v1/auth/signup",
-            None,
-            &json!({"username": "bob", "email": "bob@example.com", "password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(bob.status, 201, "{engine}: {}", bob.text);
-        let r = send(
-            &h,
-            Method::PATCH,
-            "/api/v1/auth/me",
-            Some(&token),
-            Some(&json!({"username": "BOB"})),
-        )
-        .await;
-        assert_api_error(&r, 409, "conflict", &format!("{engine}: username taken"));
-        let r = send(
-            &h,
-            Method::PUT,
-            "/api/v1/auth/me",
-            Some(&token),
-            Some(&json!({"name": "  "})),
-        )
-        .await;
-        assert_api_error(&r, 422, "invalid_request", &format!("{engine}: empty name"));
-        assert_eq!(r.body["field"], "name", "{engine}");
-        let r = get_me(&h, &token).await;
-        assert_eq!(r.body["username"], "alice2", "{engine}: {}", r.text);
-        assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
-
-        // The master key is no user.
-        let r = get_me(&h, KEY).await;
-        assert_api_error(&r, 403, "forbidden", &format!("{engine}: master key me"));
     }
-}
 
-#[tokio::test]
-async fn failed_logins_do_not_tell_which_part_was_wrong() {
-    for (engine, url) in common::db::databases().await {
+    // OAuth2's password grant as a form.
+    let form = h
+        .client
+        .post(h.url("/auth/token"))
+        .form(&[
+            ("username", "alice@example.com"),
+            ("password", PASSWORD),
+            ("grant_type", "password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r = reply(form).await;
+    assert_eq!(r.status, 200, "{engine}: /auth/token: {}", r.text);
+    let token = access(&r.body).to_string();
+    // Another grant is refused.
+    let form = h
+        .client
+        .post(h.url("/api/v1/auth/token"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r = reply(form).await;
+    assert_api_error(&r, 422, "invalid_request", &format!("{engine}: grant"));
+
+    // /users/me and /api/v1/auth/me.
+    for path in ["/users/me", "/api/v1/auth/me", "/auth/me"] {
+        let r = get(&h, path, Some(&token)).await;
+        assert_eq!(r.status, 200, "{engine}: GET {path}: {}", r.text);
+        assert_eq!(r.body["id"], id.as_str(), "{engine}: {path}");
+        assert_eq!(r.body["email"], "alice@example.com", "{engine}: {path}");
+        assert_eq!(r.body["username"], "alice", "{engine}: {path}");
+    }
+    let r = get(&h, "/api/v1/auth/me", None).await;
+    assert_api_error(&r, 401, "not_authenticated", &format!("{engine}: no token"));
+
+    // PUT and PATCH change only what they are sent.
+    let r = send(
+        &h,
+        Method::PUT,
+        "/api/v1/auth/me",
+        Some(&token),
+        Some(&json!({"full_name": "Alice Liddell"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: PUT me: {}", r.text);
+    assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
+    assert_eq!(r.body["username"], "alice", "{engine}");
+    let r = send(
+        &h,
+        Method::PATCH,
+        "/users/me",
+        Some(&token),
+        Some(&json!({"username": "Alice2"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: PATCH me: {}", r.text);
+    assert_eq!(r.body["username"], "alice2", "{engine}");
+    assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
+    let r = get_me(&h, &token).await;
+    assert_eq!(r.body["username"], "alice2", "{engine}: {}", r.text);
+    assert_eq!(r.body["display_name"], "Alice Liddell", "{engine}");
+    // The new username logs in; the old one no longer does.
+    let r = post(
+        &h,
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "alice2", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    let r = post(
+        &h,
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": "alice", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{engine}: old username: {}", r.text);
+
+    // Another user's username is taken; an empty name is refused.
+    let bob = post(
+        &h,
+        "/api/v1/auth/signup",
+        None,
+        &json!({"username": "bob", "email": "bob@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(bob.status, 201, "{engine}: {}", bob.text);
+    let r = send(
+        &h,
+        Method::PATCH,
+        "/api/v1/auth/me",
+        Some(&token),
+        Some(&json!({"username": "BOB"})),
+    )
+    .await;
+    assert_api_error(&r, 409, "conflict", &format!("{engine}: username taken"));
+    let r = send(
+        &h,
+        Method::PUT,
+        "/api/v1/auth/me",
+        Some(&token),
+        Some(&json!({"name": "  "})),
+    )
+    .await;
+    assert_api_error(&r, 422, "invalid_request", &format!("{engine}: empty name"));
+    assert_eq!(r.body["field"], "name", "{engine}");
+    let r = get_me(&h, &token).await;
+    assert_eq!(r.body["username"], "alice2", "{engine}: {}", r.text);
+    assert_eq!(r.body["name"], "Alice Liddell", "{engine}");
+
+    // The master key is no user.
+    let r = get_me(&h, KEY).await;
+    assert_api_error(&r, 403, "forbidden", &format!("{engine}: master key me"));
+});
+
+each_database!(
+    failed_logins_do_not_tell_which_part_was_wrong,
+    |engine, url| {
         let h = common::start_on(&url, "").await;
         register(&h, "carol@example.com", PASSWORD).await;
         let secret = "Hunter2-very-secret-guess";
@@ -473,348 +467,335 @@ async fn failed_logins_do_not_tell_which_part_was_wrong() {
         assert_api_error(&r, 422, "invalid_request", &format!("{engine}: no login"));
         assert!(!r.text.contains(secret), "{engine}: password echoed");
     }
-}
+);
 
-#[tokio::test]
-async fn repeated_wrong_passwords_lock_the_account() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        register(&h, "dave@example.com", PASSWORD).await;
-        for attempt in 1..=5 {
-            let r = login(&h, "dave@example.com", "wrong password!").await;
-            assert_eq!(r.status, 401, "{engine}: attempt {attempt}: {}", r.text);
-        }
-        // Locked, even with the right password, and by the other login paths too.
-        let r = login(&h, "dave@example.com", PASSWORD).await;
-        assert_api_error(&r, 429, "too_many_attempts", &format!("{engine}: locked"));
-        let retry: u64 = r.headers["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .expect("Retry-After is seconds");
-        assert!((1..=15 * 60).contains(&retry), "{engine}: {retry}");
-        let r = post(
-            &h,
-            "/auth/login",
-            None,
-            &json!({"username": "DAVE@example.com", "password": PASSWORD}),
-        )
-        .await;
-        assert_eq!(r.status, 429, "{engine}: {}", r.text);
-        // Other accounts are not locked.
-        register(&h, "erin@example.com", PASSWORD).await;
-        login_ok(&h, "erin@example.com", PASSWORD).await;
+each_database!(repeated_wrong_passwords_lock_the_account, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    register(&h, "dave@example.com", PASSWORD).await;
+    for attempt in 1..=5 {
+        let r = login(&h, "dave@example.com", "wrong password!").await;
+        assert_eq!(r.status, 401, "{engine}: attempt {attempt}: {}", r.text);
     }
-}
+    // Locked, even with the right password, and by the other login paths too.
+    let r = login(&h, "dave@example.com", PASSWORD).await;
+    assert_api_error(&r, 429, "too_many_attempts", &format!("{engine}: locked"));
+    let retry: u64 = r.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After is seconds");
+    assert!((1..=15 * 60).contains(&retry), "{engine}: {retry}");
+    let r = post(
+        &h,
+        "/auth/login",
+        None,
+        &json!({"username": "DAVE@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{engine}: {}", r.text);
+    // Other accounts are not locked.
+    register(&h, "erin@example.com", PASSWORD).await;
+    login_ok(&h, "erin@example.com", PASSWORD).await;
+});
 
 // ---------------------------------------------------------------------------------------------
 // Access tokens
 
-#[tokio::test]
-async fn bad_access_tokens_are_refused_everywhere() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        let pair = register(&h, "frank@example.com", PASSWORD).await;
-        let good = access(&pair).to_string();
-        let claims = claims_of(&good);
-        assert_eq!(claims["iss"], "gateway", "{engine}: {claims}");
-        let sid = claims["sid"].as_str().expect("sid").to_string();
-        let sub = claims["sub"].as_str().expect("sub").to_string();
-        let now = unix_now();
-        let fresh = json!({"sub": sub, "sid": sid, "role": "user", "iss": "gateway", "iat": now, "exp": now + 600});
+each_database!(bad_access_tokens_are_refused_everywhere, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    let pair = register(&h, "frank@example.com", PASSWORD).await;
+    let good = access(&pair).to_string();
+    let claims = claims_of(&good);
+    assert_eq!(claims["iss"], "gateway", "{engine}: {claims}");
+    let sid = claims["sid"].as_str().expect("sid").to_string();
+    let sub = claims["sub"].as_str().expect("sub").to_string();
+    let now = unix_now();
+    let fresh = json!({"sub": sub, "sid": sid, "role": "user", "iss": "gateway", "iat": now, "exp": now + 600});
 
-        // A token we sign the way the gateway does is accepted: the forgeries below are
-        // refused for what is wrong with them, not for how this test signs.
-        let control = sign_hs(Algorithm::HS256, JWT_SECRET, &fresh);
-        let r = get_me(&h, &control).await;
-        assert_eq!(r.status, 200, "{engine}: control token: {}", r.text);
+    // A token we sign the way the gateway does is accepted: the forgeries below are
+    // refused for what is wrong with them, not for how this test signs.
+    let control = sign_hs(Algorithm::HS256, JWT_SECRET, &fresh);
+    let r = get_me(&h, &control).await;
+    assert_eq!(r.status, 200, "{engine}: control token: {}", r.text);
 
-        let parts: Vec<&str> = good.split('.').collect();
-        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let rs_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let admin_payload = URL_SAFE_NO_PAD.encode(
-            json!({"sub": sub, "sid": sid, "role": "admin", "iss": "gateway", "iat": now, "exp": now + 600})
-                .to_string(),
-        );
-        let mut expired = fresh.clone();
-        expired["iat"] = json!(now - 7200);
-        expired["exp"] = json!(now - 3600);
-        let mut other_issuer = fresh.clone();
-        other_issuer["iss"] = json!("someone-else");
-        let mut other_user = fresh.clone();
-        other_user["sub"] = json!("another-user-id");
-        let bad = [
-            (
-                "forged signature",
-                sign_hs(
-                    Algorithm::HS256,
-                    "another-secret-that-is-at-least-32-bytes",
-                    &fresh,
-                ),
+    let parts: Vec<&str> = good.split('.').collect();
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let rs_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let admin_payload = URL_SAFE_NO_PAD.encode(
+        json!({"sub": sub, "sid": sid, "role": "admin", "iss": "gateway", "iat": now, "exp": now + 600})
+            .to_string(),
+    );
+    let mut expired = fresh.clone();
+    expired["iat"] = json!(now - 7200);
+    expired["exp"] = json!(now - 3600);
+    let mut other_issuer = fresh.clone();
+    other_issuer["iss"] = json!("someone-else");
+    let mut other_user = fresh.clone();
+    other_user["sub"] = json!("another-user-id");
+    let bad = [
+        (
+            "forged signature",
+            sign_hs(
+                Algorithm::HS256,
+                "another-secret-that-is-at-least-32-bytes",
+                &fresh,
             ),
-            ("alg none", format!("{none_header}.{}.", parts[1])),
-            (
-                "alg none with signature",
-                format!("{none_header}.{}.{}", parts[1], parts[2]),
-            ),
-            (
-                "RS256 header",
-                format!("{rs_header}.{}.{}", parts[1], parts[2]),
-            ),
-            (
-                "RS256 signed",
-                jsonwebtoken::encode(
-                    &Header::new(Algorithm::RS256),
-                    &fresh,
-                    &EncodingKey::from_rsa_pem(common::jwks::TEST_RSA_PRIVATE_PEM.as_bytes())
-                        .unwrap(),
-                )
-                .unwrap(),
-            ),
-            ("HS384", sign_hs(Algorithm::HS384, JWT_SECRET, &fresh)),
-            (
-                "payload swapped",
-                format!("{}.{admin_payload}.{}", parts[0], parts[2]),
-            ),
-            ("expired", sign_hs(Algorithm::HS256, JWT_SECRET, &expired)),
-            (
-                "other issuer",
-                sign_hs(Algorithm::HS256, JWT_SECRET, &other_issuer),
-            ),
-            (
-                "sub not the session's user",
-                sign_hs(Algorithm::HS256, JWT_SECRET, &other_user),
-            ),
-            ("garbage", "garbage".to_string()),
-            ("garbage JWT", "a.b.c".to_string()),
-            ("truncated", good[..good.len() - 3].to_string()),
-            ("sk- garbage", "sk-not-a-real-key".to_string()),
-        ];
-        for (what, token) in &bad {
-            let context = format!("{engine}: {what}");
-            let r = get_me(&h, token).await;
-            assert_api_error(&r, 401, "invalid_token", &context);
-            let response = h
-                .client
-                .get(h.url("/v1/models"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            let error = common::expect_error(response, 401).await;
-            assert!(
-                error["message"].as_str().unwrap().contains("Incorrect"),
-                "{context}: {error}"
-            );
-        }
-        // The real token still works after all that.
-        let r = get_me(&h, &good).await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
-        let models = h
+        ),
+        ("alg none", format!("{none_header}.{}.", parts[1])),
+        (
+            "alg none with signature",
+            format!("{none_header}.{}.{}", parts[1], parts[2]),
+        ),
+        (
+            "RS256 header",
+            format!("{rs_header}.{}.{}", parts[1], parts[2]),
+        ),
+        (
+            "RS256 signed",
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::RS256),
+                &fresh,
+                &EncodingKey::from_rsa_pem(common::jwks::TEST_RSA_PRIVATE_PEM.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        ),
+        ("HS384", sign_hs(Algorithm::HS384, JWT_SECRET, &fresh)),
+        (
+            "payload swapped",
+            format!("{}.{admin_payload}.{}", parts[0], parts[2]),
+        ),
+        ("expired", sign_hs(Algorithm::HS256, JWT_SECRET, &expired)),
+        (
+            "other issuer",
+            sign_hs(Algorithm::HS256, JWT_SECRET, &other_issuer),
+        ),
+        (
+            "sub not the session's user",
+            sign_hs(Algorithm::HS256, JWT_SECRET, &other_user),
+        ),
+        ("garbage", "garbage".to_string()),
+        ("garbage JWT", "a.b.c".to_string()),
+        ("truncated", good[..good.len() - 3].to_string()),
+        ("sk- garbage", "sk-not-a-real-key".to_string()),
+    ];
+    for (what, token) in &bad {
+        let context = format!("{engine}: {what}");
+        let r = get_me(&h, token).await;
+        assert_api_error(&r, 401, "invalid_token", &context);
+        let response = h
             .client
             .get(h.url("/v1/models"))
-            .bearer_auth(&good)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
-        assert_eq!(models.status(), 200, "{engine}");
-
-        // A correctly signed token for a session that was logged out.
-        let r = post(&h, "/api/v1/auth/logout", Some(&good), &json!({})).await;
-        assert_eq!(r.status, 200, "{engine}: logout: {}", r.text);
-        let r = get_me(&h, &control).await;
-        assert_api_error(
-            &r,
-            401,
-            "invalid_token",
-            &format!("{engine}: ended session"),
-        );
-        let resigned = sign_hs(Algorithm::HS256, JWT_SECRET, &fresh);
-        let r = get_me(&h, &resigned).await;
-        assert_api_error(
-            &r,
-            401,
-            "invalid_token",
-            &format!("{engine}: ended session"),
+        let error = common::expect_error(response, 401).await;
+        assert!(
+            error["message"].as_str().unwrap().contains("Incorrect"),
+            "{context}: {error}"
         );
     }
-}
+    // The real token still works after all that.
+    let r = get_me(&h, &good).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    let models = h
+        .client
+        .get(h.url("/v1/models"))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200, "{engine}");
+
+    // A correctly signed token for a session that was logged out.
+    let r = post(&h, "/api/v1/auth/logout", Some(&good), &json!({})).await;
+    assert_eq!(r.status, 200, "{engine}: logout: {}", r.text);
+    let r = get_me(&h, &control).await;
+    assert_api_error(
+        &r,
+        401,
+        "invalid_token",
+        &format!("{engine}: ended session"),
+    );
+    let resigned = sign_hs(Algorithm::HS256, JWT_SECRET, &fresh);
+    let r = get_me(&h, &resigned).await;
+    assert_api_error(
+        &r,
+        401,
+        "invalid_token",
+        &format!("{engine}: ended session"),
+    );
+});
 
 // ---------------------------------------------------------------------------------------------
 // Refresh tokens
 
-#[tokio::test]
-async fn refresh_rotates_and_reuse_ends_the_session() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        register(&h, "grace@example.com", PASSWORD).await;
-        let first = login_ok(&h, "grace@example.com", PASSWORD).await;
-        let r = get_me(&h, access(&first)).await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+each_database!(refresh_rotates_and_reuse_ends_the_session, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    register(&h, "grace@example.com", PASSWORD).await;
+    let first = login_ok(&h, "grace@example.com", PASSWORD).await;
+    let r = get_me(&h, access(&first)).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
 
-        let r = post(
-            &h,
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh_token(&first)}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: refresh: {}", r.text);
-        let second = r.body;
-        assert_ne!(refresh_token(&second), refresh_token(&first), "{engine}");
-        assert_eq!(second["user"]["id"], first["user"]["id"], "{engine}");
-        assert_eq!(
-            claims_of(access(&second))["sid"],
-            claims_of(access(&first))["sid"],
-            "{engine}: a refresh keeps the session"
-        );
-        let r = get_me(&h, access(&second)).await;
-        assert_eq!(r.status, 200, "{engine}: new access token: {}", r.text);
+    let r = post(
+        &h,
+        "/api/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh_token(&first)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: refresh: {}", r.text);
+    let second = r.body;
+    assert_ne!(refresh_token(&second), refresh_token(&first), "{engine}");
+    assert_eq!(second["user"]["id"], first["user"]["id"], "{engine}");
+    assert_eq!(
+        claims_of(access(&second))["sid"],
+        claims_of(access(&first))["sid"],
+        "{engine}: a refresh keeps the session"
+    );
+    let r = get_me(&h, access(&second)).await;
+    assert_eq!(r.status, 200, "{engine}: new access token: {}", r.text);
 
-        // The used refresh token presented again: refused, and the whole family with it.
-        let r = post(
-            &h,
-            "/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh_token(&first)}),
-        )
-        .await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: reuse"));
-        let r = post(
-            &h,
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh_token(&second)}),
-        )
-        .await;
+    // The used refresh token presented again: refused, and the whole family with it.
+    let r = post(
+        &h,
+        "/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh_token(&first)}),
+    )
+    .await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: reuse"));
+    let r = post(
+        &h,
+        "/api/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh_token(&second)}),
+    )
+    .await;
+    assert_api_error(
+        &r,
+        401,
+        "invalid_token",
+        &format!("{engine}: successor after reuse"),
+    );
+    for token in [access(&first), access(&second)] {
+        let r = get_me(&h, token).await;
         assert_api_error(
             &r,
             401,
             "invalid_token",
-            &format!("{engine}: successor after reuse"),
+            &format!("{engine}: access after reuse"),
         );
-        for token in [access(&first), access(&second)] {
-            let r = get_me(&h, token).await;
-            assert_api_error(
-                &r,
-                401,
-                "invalid_token",
-                &format!("{engine}: access after reuse"),
-            );
-        }
-
-        // Other sessions are untouched; garbage refresh tokens are refused.
-        let other = login_ok(&h, "grace@example.com", PASSWORD).await;
-        let r = get_me(&h, access(&other)).await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
-        for token in ["rt_nonsense", ""] {
-            let r = post(
-                &h,
-                "/api/v1/auth/refresh",
-                None,
-                &json!({"refresh_token": token}),
-            )
-            .await;
-            assert_api_error(&r, 401, "invalid_token", &format!("{engine}: {token:?}"));
-        }
-        let r = post(&h, "/api/v1/auth/refresh", None, &json!({})).await;
-        assert_eq!(r.status, 422, "{engine}: no refresh_token: {}", r.text);
     }
-}
+
+    // Other sessions are untouched; garbage refresh tokens are refused.
+    let other = login_ok(&h, "grace@example.com", PASSWORD).await;
+    let r = get_me(&h, access(&other)).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    for token in ["rt_nonsense", ""] {
+        let r = post(
+            &h,
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": token}),
+        )
+        .await;
+        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: {token:?}"));
+    }
+    let r = post(&h, "/api/v1/auth/refresh", None, &json!({})).await;
+    assert_eq!(r.status, 422, "{engine}: no refresh_token: {}", r.text);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Logout
 
-#[tokio::test]
-async fn logout_ends_the_session_at_once() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        register(&h, "heidi@example.com", PASSWORD).await;
-        for path in [
-            "/api/v1/auth/logout",
-            "/api/v1/auth/signout",
-            "/auth/logout",
-        ] {
-            let pair = login_ok(&h, "heidi@example.com", PASSWORD).await;
-            let token = access(&pair);
-            // Used first, so the session sits in the principal cache.
-            assert_eq!(get_me(&h, token).await.status, 200, "{engine}");
-            assert_eq!(
-                chat_as(&h, token, "mock-gpt").await.status(),
-                200,
-                "{engine}"
-            );
-
-            let response = h
-                .client
-                .post(h.url(path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            let r = reply(response).await;
-            assert_eq!(r.status, 200, "{engine}: POST {path}: {}", r.text);
-
-            let r = get_me(&h, token).await;
-            assert_api_error(&r, 401, "invalid_token", &format!("{engine}: after {path}"));
-            common::expect_error(chat_as(&h, token, "mock-gpt").await, 401).await;
-            // Its refresh token ended with it.
-            let r = post(
-                &h,
-                "/api/v1/auth/refresh",
-                None,
-                &json!({"refresh_token": refresh_token(&pair)}),
-            )
-            .await;
-            assert_eq!(r.status, 401, "{engine}: refresh after {path}: {}", r.text);
-        }
-
-        // A refresh token alone, without an access token, ends its session too.
+each_database!(logout_ends_the_session_at_once, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    register(&h, "heidi@example.com", PASSWORD).await;
+    for path in [
+        "/api/v1/auth/logout",
+        "/api/v1/auth/signout",
+        "/auth/logout",
+    ] {
         let pair = login_ok(&h, "heidi@example.com", PASSWORD).await;
-        assert_eq!(get_me(&h, access(&pair)).await.status, 200, "{engine}");
-        let r = post(
-            &h,
-            "/api/v1/auth/logout",
-            None,
-            &json!({"refresh_token": refresh_token(&pair)}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: refresh-token logout: {}", r.text);
-        let r = get_me(&h, access(&pair)).await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: after logout"));
+        let token = access(&pair);
+        // Used first, so the session sits in the principal cache.
+        assert_eq!(get_me(&h, token).await.status, 200, "{engine}");
+        assert_eq!(
+            chat_as(&h, token, "mock-gpt").await.status(),
+            200,
+            "{engine}"
+        );
 
-        // Nothing to log out with; a refresh token of no session.
         let response = h
             .client
-            .post(h.url("/api/v1/auth/logout"))
+            .post(h.url(path))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
         let r = reply(response).await;
-        assert_api_error(&r, 401, "not_authenticated", &format!("{engine}: nothing"));
+        assert_eq!(r.status, 200, "{engine}: POST {path}: {}", r.text);
+
+        let r = get_me(&h, token).await;
+        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: after {path}"));
+        common::expect_error(chat_as(&h, token, "mock-gpt").await, 401).await;
+        // Its refresh token ended with it.
         let r = post(
             &h,
-            "/api/v1/auth/logout",
+            "/api/v1/auth/refresh",
             None,
-            &json!({"refresh_token": "rt_unknown"}),
+            &json!({"refresh_token": refresh_token(&pair)}),
         )
         .await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: unknown rt"));
-        // Other sessions of the user are unaffected.
-        let kept = login_ok(&h, "heidi@example.com", PASSWORD).await;
-        let ended = login_ok(&h, "heidi@example.com", PASSWORD).await;
-        let r = post(&h, "/api/v1/auth/logout", Some(access(&ended)), &json!({})).await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
-        assert_eq!(get_me(&h, access(&kept)).await.status, 200, "{engine}");
+        assert_eq!(r.status, 401, "{engine}: refresh after {path}: {}", r.text);
     }
-}
+
+    // A refresh token alone, without an access token, ends its session too.
+    let pair = login_ok(&h, "heidi@example.com", PASSWORD).await;
+    assert_eq!(get_me(&h, access(&pair)).await.status, 200, "{engine}");
+    let r = post(
+        &h,
+        "/api/v1/auth/logout",
+        None,
+        &json!({"refresh_token": refresh_token(&pair)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: refresh-token logout: {}", r.text);
+    let r = get_me(&h, access(&pair)).await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: after logout"));
+
+    // Nothing to log out with; a refresh token of no session.
+    let response = h
+        .client
+        .post(h.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    let r = reply(response).await;
+    assert_api_error(&r, 401, "not_authenticated", &format!("{engine}: nothing"));
+    let r = post(
+        &h,
+        "/api/v1/auth/logout",
+        None,
+        &json!({"refresh_token": "rt_unknown"}),
+    )
+    .await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: unknown rt"));
+    // Other sessions of the user are unaffected.
+    let kept = login_ok(&h, "heidi@example.com", PASSWORD).await;
+    let ended = login_ok(&h, "heidi@example.com", PASSWORD).await;
+    let r = post(&h, "/api/v1/auth/logout", Some(access(&ended)), &json!({})).await;
+    assert_eq!(r.status, 200, "{engine}: {}", r.text);
+    assert_eq!(get_me(&h, access(&kept)).await.status, 200, "{engine}");
+});
 
 // ---------------------------------------------------------------------------------------------
 // Password change and reset
 
-#[tokio::test]
-async fn changing_the_password_signs_out_other_sessions() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    changing_the_password_signs_out_other_sessions,
+    |engine, url| {
         let h = common::start_on(&url, "").await;
         let current = register(&h, "ivan@example.com", PASSWORD).await;
         let other = login_ok(&h, "ivan@example.com", PASSWORD).await;
@@ -893,7 +874,7 @@ async fn changing_the_password_signs_out_other_sessions() {
         .await;
         assert_eq!(r.status, 403, "{engine}: {}", r.text);
     }
-}
+);
 
 /// The text of a mail's body with quoted-printable soft breaks and `=3D` undone.
 fn decode_mail(raw: &str) -> String {
@@ -922,142 +903,139 @@ fn mail_to(mail: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn password_reset_by_mail() {
-    for (engine, url) in common::db::databases().await {
-        let sink = SmtpSink::start().await;
-        let extra = format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"gw@example.com\"\ntls = \"none\"\n",
-            sink.port
-        );
-        let h = common::start_on(&url, &extra).await;
-        let old_session = register(&h, "judy@example.com", PASSWORD).await;
-        assert_eq!(get_me(&h, access(&old_session)).await.status, 200);
+each_database!(password_reset_by_mail, |engine, url| {
+    let sink = SmtpSink::start().await;
+    let extra = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"gw@example.com\"\ntls = \"none\"\n",
+        sink.port
+    );
+    let h = common::start_on(&url, &extra).await;
+    let old_session = register(&h, "judy@example.com", PASSWORD).await;
+    assert_eq!(get_me(&h, access(&old_session)).await.status, 200);
 
-        // An unknown address first: the same answer, and no mail.
-        let unknown = post(
-            &h,
-            "/api/v1/auth/reset-password",
-            None,
-            &json!({"email": "nobody@example.com"}),
-        )
-        .await;
-        let known = post(
-            &h,
-            "/api/v1/auth/reset-password",
-            None,
-            &json!({"email": "Judy@Example.com"}),
-        )
-        .await;
-        assert_eq!(known.status, 202, "{engine}: {}", known.text);
-        assert_eq!(unknown.status, 202, "{engine}: {}", unknown.text);
-        assert_eq!(known.body, unknown.body, "{engine}: answers differ");
+    // An unknown address first: the same answer, and no mail.
+    let unknown = post(
+        &h,
+        "/api/v1/auth/reset-password",
+        None,
+        &json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    let known = post(
+        &h,
+        "/api/v1/auth/reset-password",
+        None,
+        &json!({"email": "Judy@Example.com"}),
+    )
+    .await;
+    assert_eq!(known.status, 202, "{engine}: {}", known.text);
+    assert_eq!(unknown.status, 202, "{engine}: {}", unknown.text);
+    assert_eq!(known.body, unknown.body, "{engine}: answers differ");
 
-        let mail = sink.next_mail().await;
-        assert!(
-            mail_to(&mail).contains("judy@example.com"),
-            "{engine}: first mail went to {}",
-            mail_to(&mail)
-        );
-        assert!(!mail.contains("nobody@example.com"), "{engine}");
-        let token = reset_token(&mail);
-        // The token is not a password: logging in with it fails.
-        assert_eq!(login(&h, "judy@example.com", &token).await.status, 401);
+    let mail = sink.next_mail().await;
+    assert!(
+        mail_to(&mail).contains("judy@example.com"),
+        "{engine}: first mail went to {}",
+        mail_to(&mail)
+    );
+    assert!(!mail.contains("nobody@example.com"), "{engine}");
+    let token = reset_token(&mail);
+    // The token is not a password: logging in with it fails.
+    assert_eq!(login(&h, "judy@example.com", &token).await.status, 401);
 
-        // A short new password is refused without using the token up.
-        let r = post(
-            &h,
-            "/api/v1/auth/reset-password/confirm",
-            None,
-            &json!({"token": token, "new_password": "short"}),
-        )
-        .await;
-        assert_api_error(&r, 422, "invalid_request", &format!("{engine}: short"));
+    // A short new password is refused without using the token up.
+    let r = post(
+        &h,
+        "/api/v1/auth/reset-password/confirm",
+        None,
+        &json!({"token": token, "new_password": "short"}),
+    )
+    .await;
+    assert_api_error(&r, 422, "invalid_request", &format!("{engine}: short"));
 
-        let new_password = "reset to something long";
-        let r = post(
-            &h,
-            "/api/v1/auth/reset-password/confirm",
-            None,
-            &json!({"token": token, "new_password": new_password}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: confirm: {}", r.text);
-        let r = post(
-            &h,
-            "/api/v1/auth/reset-password/confirm",
-            None,
-            &json!({"token": token, "new_password": "yet another password"}),
-        )
-        .await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: second use"));
-        let r = post(
-            &h,
-            "/api/v1/auth/reset-password/confirm",
-            None,
-            &json!({"token": "made-up-token", "new_password": "yet another password"}),
-        )
-        .await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: bad token"));
+    let new_password = "reset to something long";
+    let r = post(
+        &h,
+        "/api/v1/auth/reset-password/confirm",
+        None,
+        &json!({"token": token, "new_password": new_password}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: confirm: {}", r.text);
+    let r = post(
+        &h,
+        "/api/v1/auth/reset-password/confirm",
+        None,
+        &json!({"token": token, "new_password": "yet another password"}),
+    )
+    .await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: second use"));
+    let r = post(
+        &h,
+        "/api/v1/auth/reset-password/confirm",
+        None,
+        &json!({"token": "made-up-token", "new_password": "yet another password"}),
+    )
+    .await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: bad token"));
 
-        login_ok(&h, "judy@example.com", new_password).await;
-        assert_eq!(
-            login(&h, "judy@example.com", PASSWORD).await.status,
-            401,
-            "{engine}: the old password still works"
-        );
-        let r = get_me(&h, access(&old_session)).await;
-        assert_api_error(&r, 401, "invalid_token", &format!("{engine}: old session"));
-        let r = post(
-            &h,
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh_token(&old_session)}),
-        )
-        .await;
-        assert_eq!(r.status, 401, "{engine}: old refresh token: {}", r.text);
+    login_ok(&h, "judy@example.com", new_password).await;
+    assert_eq!(
+        login(&h, "judy@example.com", PASSWORD).await.status,
+        401,
+        "{engine}: the old password still works"
+    );
+    let r = get_me(&h, access(&old_session)).await;
+    assert_api_error(&r, 401, "invalid_token", &format!("{engine}: old session"));
+    let r = post(
+        &h,
+        "/api/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh_token(&old_session)}),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{engine}: old refresh token: {}", r.text);
 
-        // The one-path form (seed 004) does both steps too, and the next mail is this one:
-        // the unknown address above sent none.
-        register(&h, "kim@example.com", PASSWORD).await;
-        let r = post(
-            &h,
-            "/auth/reset-password",
-            None,
-            &json!({"email": "kim@example.com"}),
-        )
-        .await;
-        assert_eq!(r.status, 202, "{engine}: {}", r.text);
-        let mail = sink.next_mail().await;
-        assert!(mail_to(&mail).contains("kim@example.com"), "{engine}");
-        let r = post(
-            &h,
-            "/auth/reset-password",
-            None,
-            &json!({"token": reset_token(&mail), "password": "kim's new password"}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{engine}: one-path confirm: {}", r.text);
-        login_ok(&h, "kim@example.com", "kim's new password").await;
+    // The one-path form (seed 004) does both steps too, and the next mail is this one:
+    // the unknown address above sent none.
+    register(&h, "kim@example.com", PASSWORD).await;
+    let r = post(
+        &h,
+        "/auth/reset-password",
+        None,
+        &json!({"email": "kim@example.com"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{engine}: {}", r.text);
+    let mail = sink.next_mail().await;
+    assert!(mail_to(&mail).contains("kim@example.com"), "{engine}");
+    let r = post(
+        &h,
+        "/auth/reset-password",
+        None,
+        &json!({"token": reset_token(&mail), "password": "kim's new password"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{engine}: one-path confirm: {}", r.text);
+    login_ok(&h, "kim@example.com", "kim's new password").await;
 
-        // A malformed address is a 422, not a silent 202.
-        let r = post(
-            &h,
-            "/api/v1/auth/reset-password",
-            None,
-            &json!({"email": "not-an-email"}),
-        )
-        .await;
-        assert_eq!(r.status, 422, "{engine}: {}", r.text);
-    }
-}
+    // A malformed address is a 422, not a silent 202.
+    let r = post(
+        &h,
+        "/api/v1/auth/reset-password",
+        None,
+        &json!({"email": "not-an-email"}),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{engine}: {}", r.text);
+});
 
 // ---------------------------------------------------------------------------------------------
 // API keys
 
-#[tokio::test]
-async fn api_keys_are_shown_once_limited_and_revocable() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    api_keys_are_shown_once_limited_and_revocable,
+    |engine, url| {
         let h = common::start_on(&url, "").await;
         let alice = register(&h, "ak-alice@example.com", PASSWORD).await;
         let bob = register(&h, "ak-bob@example.com", PASSWORD).await;
@@ -1249,60 +1227,57 @@ async fn api_keys_are_shown_once_limited_and_revocable() {
         .await;
         assert_eq!(r.status, 404, "{engine}: {}", r.text);
     }
-}
+);
 
-#[tokio::test]
-async fn users_cannot_reach_each_others_things() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        let alice = register(&h, "own-alice@example.com", PASSWORD).await;
-        let bob = register(&h, "own-bob@example.com", PASSWORD).await;
-        let (a, b) = (access(&alice), access(&bob));
-        let alice_id = user_id(&alice);
-        let r = post(&h, "/api/v1/keys", Some(a), &json!({"name": "mine"})).await;
-        assert_eq!(r.status, 201, "{engine}: {}", r.text);
-        let key = r.body["key"].as_str().unwrap().to_string();
-        let key_id = r.body["id"].as_str().unwrap().to_string();
+each_database!(users_cannot_reach_each_others_things, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    let alice = register(&h, "own-alice@example.com", PASSWORD).await;
+    let bob = register(&h, "own-bob@example.com", PASSWORD).await;
+    let (a, b) = (access(&alice), access(&bob));
+    let alice_id = user_id(&alice);
+    let r = post(&h, "/api/v1/keys", Some(a), &json!({"name": "mine"})).await;
+    assert_eq!(r.status, 201, "{engine}: {}", r.text);
+    let key = r.body["key"].as_str().unwrap().to_string();
+    let key_id = r.body["id"].as_str().unwrap().to_string();
 
-        let r = get(&h, &format!("/api/v1/keys?user_id={alice_id}"), Some(b)).await;
-        assert_api_error(&r, 404, "not_found", &format!("{engine}: list A's keys"));
-        assert!(!r.text.contains(&key_id), "{engine}");
-        let r = delete(
-            &h,
-            &format!("/api/v1/keys/{key_id}?user_id={alice_id}"),
-            Some(b),
-        )
-        .await;
-        assert_api_error(&r, 404, "not_found", &format!("{engine}: revoke A's key"));
-        let r = post(
-            &h,
-            "/api/v1/keys",
-            Some(b),
-            &json!({"name": "sneaky", "user_id": alice_id}),
-        )
-        .await;
-        assert_api_error(&r, 404, "not_found", &format!("{engine}: key for A"));
-        // Alice's key is untouched and she still has one key.
-        assert_eq!(chat_as(&h, &key, "mock-gpt").await.status(), 200);
-        let r = get(&h, &format!("/api/v1/keys?user_id={alice_id}"), Some(a)).await;
-        assert_eq!(r.status, 200, "{engine}: own user_id: {}", r.text);
-        assert_eq!(r.body["total"], 1, "{engine}: {}", r.text);
+    let r = get(&h, &format!("/api/v1/keys?user_id={alice_id}"), Some(b)).await;
+    assert_api_error(&r, 404, "not_found", &format!("{engine}: list A's keys"));
+    assert!(!r.text.contains(&key_id), "{engine}");
+    let r = delete(
+        &h,
+        &format!("/api/v1/keys/{key_id}?user_id={alice_id}"),
+        Some(b),
+    )
+    .await;
+    assert_api_error(&r, 404, "not_found", &format!("{engine}: revoke A's key"));
+    let r = post(
+        &h,
+        "/api/v1/keys",
+        Some(b),
+        &json!({"name": "sneaky", "user_id": alice_id}),
+    )
+    .await;
+    assert_api_error(&r, 404, "not_found", &format!("{engine}: key for A"));
+    // Alice's key is untouched and she still has one key.
+    assert_eq!(chat_as(&h, &key, "mock-gpt").await.status(), 200);
+    let r = get(&h, &format!("/api/v1/keys?user_id={alice_id}"), Some(a)).await;
+    assert_eq!(r.status, 200, "{engine}: own user_id: {}", r.text);
+    assert_eq!(r.body["total"], 1, "{engine}: {}", r.text);
 
-        // Admin endpoints are closed to users, and to a user's API key.
-        for token in [b, key.as_str()] {
-            let r = delete(&h, &format!("/api/v1/admin/users/{alice_id}"), Some(token)).await;
-            assert_api_error(&r, 403, "forbidden", &format!("{engine}: delete A"));
-            let r = get(&h, "/api/v1/admin/users", Some(token)).await;
-            assert_api_error(&r, 403, "forbidden", &format!("{engine}: list users"));
-            let r = get(&h, "/api/v1/admin/sessions", Some(token)).await;
-            assert_api_error(&r, 403, "forbidden", &format!("{engine}: sessions"));
-        }
-        assert_eq!(get_me(&h, a).await.status, 200, "{engine}: A still exists");
-        // Bob's token shows Bob.
-        let r = get_me(&h, b).await;
-        assert_eq!(r.body["id"], user_id(&bob), "{engine}");
+    // Admin endpoints are closed to users, and to a user's API key.
+    for token in [b, key.as_str()] {
+        let r = delete(&h, &format!("/api/v1/admin/users/{alice_id}"), Some(token)).await;
+        assert_api_error(&r, 403, "forbidden", &format!("{engine}: delete A"));
+        let r = get(&h, "/api/v1/admin/users", Some(token)).await;
+        assert_api_error(&r, 403, "forbidden", &format!("{engine}: list users"));
+        let r = get(&h, "/api/v1/admin/sessions", Some(token)).await;
+        assert_api_error(&r, 403, "forbidden", &format!("{engine}: sessions"));
     }
-}
+    assert_eq!(get_me(&h, a).await.status, 200, "{engine}: A still exists");
+    // Bob's token shows Bob.
+    let r = get_me(&h, b).await;
+    assert_eq!(r.body["id"], user_id(&bob), "{engine}");
+});
 
 // ---------------------------------------------------------------------------------------------
 // Admin
@@ -1413,17 +1388,14 @@ async fn admins_list_and_delete_users() {
     }
 }
 
-#[tokio::test]
-async fn auth_health() {
-    for (engine, url) in common::db::databases().await {
-        let h = common::start_on(&url, "").await;
-        for path in ["/api/v1/auth/health", "/auth/health"] {
-            let r = get(&h, path, None).await;
-            assert_eq!(r.status, 200, "{engine}: {path}: {}", r.text);
-            assert_eq!(r.body["status"], "healthy", "{engine}: {}", r.text);
-        }
+each_database!(auth_health, |engine, url| {
+    let h = common::start_on(&url, "").await;
+    for path in ["/api/v1/auth/health", "/auth/health"] {
+        let r = get(&h, path, None).await;
+        assert_eq!(r.status, 200, "{engine}: {path}: {}", r.text);
+        assert_eq!(r.body["status"], "healthy", "{engine}: {}", r.text);
     }
-}
+});
 
 /// A malformed query string gets the REST error shape, not a plain-text 400.
 #[tokio::test]

@@ -221,9 +221,9 @@ fn cost_of(r: &Reply) -> f64 {
     tokens as f64 * 1000.0 / 1_000_000.0
 }
 
-#[tokio::test]
-async fn a_budget_is_never_overshot_by_concurrent_requests() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    a_budget_is_never_overshot_by_concurrent_requests,
+    |engine, url| {
         let h = start(
             &url,
             &format!(
@@ -285,7 +285,7 @@ daily_budget_usd = 0.5
         let left = scope["remaining"]["daily_budget_usd"].as_f64().unwrap();
         assert!((left - (0.5 - recorded)).abs() < 1e-6, "{engine}: {left}");
     }
-}
+);
 
 #[tokio::test]
 async fn model_limits_apply_to_every_caller_and_the_master_key() {
@@ -329,9 +329,9 @@ requests_per_minute = 2
     assert!(r.body["detail"].as_str().unwrap().contains("master key"));
 }
 
-#[tokio::test]
-async fn admin_overrides_change_a_users_and_a_keys_limits() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    admin_overrides_change_a_users_and_a_keys_limits,
+    |engine, url| {
         let h = start(
             &url,
             &format!(
@@ -348,7 +348,7 @@ daily_budget_usd = 0.0001
         .await;
         admin_flow(&h, engine).await;
     }
-}
+);
 
 async fn admin_flow(h: &LimitsHarness, engine: &str) {
     let (alice_id, alice) = h.register("override-alice@example.com").await;

@@ -591,8 +591,12 @@ async fn the_breaker_opens_refuses_then_probes_and_closes() {
     assert!(started.elapsed() < Duration::from_millis(200));
     assert_eq!(rig.requests(0), 2);
 
-    // After the configured cool-down the next request is the probe.
-    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    // After the configured cool-down the next request is the probe. The cool-down is passed
+    // on tokio's clock (paused, moved on, resumed: this test's runtime runs the gateway too),
+    // not waited out.
+    tokio::time::pause();
+    tokio::time::advance(cooldown + Duration::from_millis(100)).await;
+    tokio::time::resume();
     assert_eq!(rig.target("fickle", "m").await["state"], "half_open");
     rig.ok(&chat("fickle")).await;
     assert_eq!(rig.requests(0), 3);

@@ -112,9 +112,9 @@ fn is_conflict<T>(result: &Result<T, StoreError>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Migrations
 
-#[tokio::test]
-async fn migrations_apply_report_and_revert_both_ways() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    migrations_apply_report_and_revert_both_ways,
+    |engine, url| {
         let store = connect(&url).await;
         let states = |s: Vec<gateway::store::MigrationState>| {
             s.into_iter()
@@ -283,569 +283,557 @@ async fn migrations_apply_report_and_revert_both_ways() {
         );
         store.close().await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Users
 
-#[tokio::test]
-async fn users_create_log_in_and_conflict() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let before = now();
-        let alice = store
-            .create_user(
-                &NewUser {
-                    email: "alice@example.com",
-                    username: Some("alice"),
-                    name: "Alice",
-                    role: "user",
-                    email_verified: false,
-                    image: Some("https://img.example/alice.png"),
-                },
-                Some("argon2-hash-alice"),
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(alice.id.len(), 32, "{engine}: a simple uuid id");
-        assert_eq!(alice.email, "alice@example.com", "{engine}");
-        assert_eq!(alice.name, "Alice", "{engine}");
-        assert_eq!(alice.username.as_deref(), Some("alice"), "{engine}");
-        assert_eq!(
-            alice.image.as_deref(),
-            Some("https://img.example/alice.png"),
-            "{engine}"
-        );
-        assert!(!alice.email_verified, "{engine}");
-        assert_eq!(alice.role.as_deref(), Some("user"), "{engine}");
-        assert!(!alice.is_admin() && !alice.is_banned(), "{engine}");
-        assert_eq!(alice.banned, Some(false), "{engine}");
-        assert!(alice.created_at >= before, "{engine}");
-        assert_eq!(alice.created_at, alice.updated_at, "{engine}");
-
-        let admin = store
-            .create_user(
-                &NewUser {
-                    role: "admin",
-                    ..new_user("root@example.com", None, "Root")
-                },
-                None,
-                None,
-            )
-            .await
-            .unwrap();
-        assert!(admin.is_admin(), "{engine}: role admin");
-        assert_eq!(admin.username, None, "{engine}");
-
-        for login in ["alice@example.com", "alice"] {
-            let (found, hash) = store
-                .user_for_login(login)
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("{engine}: no user for login {login}"));
-            assert_eq!(found, alice, "{engine}: login {login}");
-            assert_eq!(
-                hash.as_deref(),
-                Some("argon2-hash-alice"),
-                "{engine}: login {login}"
-            );
-        }
-        let (found, hash) = store
-            .user_for_login("root@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (found.id, hash),
-            (admin.id.clone(), None),
-            "{engine}: a user without a password logs in with no hash"
-        );
-        assert!(
-            store.user_for_login("nobody").await.unwrap().is_none(),
-            "{engine}: unknown login"
-        );
-        assert!(
-            store
-                .user_for_login("ALICE@example.com")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: logins match exactly (normalising is the caller's job)"
-        );
-        assert_eq!(
-            store.user_by_email("alice@example.com").await.unwrap(),
-            Some(alice.clone()),
-            "{engine}: user_by_email"
-        );
-        assert_eq!(
-            store.user_by_id(&alice.id).await.unwrap(),
-            Some(alice.clone()),
-            "{engine}: user_by_id"
-        );
-        assert_eq!(
-            store.password_hash(&alice.id).await.unwrap().as_deref(),
+each_database!(users_create_log_in_and_conflict, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let before = now();
+    let alice = store
+        .create_user(
+            &NewUser {
+                email: "alice@example.com",
+                username: Some("alice"),
+                name: "Alice",
+                role: "user",
+                email_verified: false,
+                image: Some("https://img.example/alice.png"),
+            },
             Some("argon2-hash-alice"),
-            "{engine}: password_hash"
-        );
-
-        let dup_email = store
-            .create_user(
-                &new_user("alice@example.com", Some("alice2"), "Other"),
-                Some("h"),
-                None,
-            )
-            .await;
-        assert!(
-            is_conflict(&dup_email),
-            "{engine}: duplicate email: {dup_email:?}"
-        );
-        let dup_username = store
-            .create_user(
-                &new_user("other@example.com", Some("alice"), "Other"),
-                Some("h"),
-                None,
-            )
-            .await;
-        assert!(
-            is_conflict(&dup_username),
-            "{engine}: duplicate username: {dup_username:?}"
-        );
-        assert!(
-            store
-                .user_by_email("other@example.com")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: a refused user leaves no row"
-        );
-
-        // The user and its provider account are one transaction: a taken provider subject
-        // leaves no user behind.
-        let bob = store
-            .create_user(
-                &new_user("bob@example.com", None, "Bob"),
-                None,
-                Some(("google", "google-sub-1")),
-            )
-            .await
-            .unwrap();
-        let carol = store
-            .create_user(
-                &new_user("carol@example.com", Some("carol"), "Carol"),
-                None,
-                Some(("google", "google-sub-1")),
-            )
-            .await;
-        assert!(
-            is_conflict(&carol),
-            "{engine}: a provider subject already linked: {carol:?}"
-        );
-        assert!(
-            store
-                .user_by_email("carol@example.com")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: the user insert was rolled back with its account"
-        );
-        assert_eq!(
-            store
-                .user_by_provider_account("google", "google-sub-1")
-                .await
-                .unwrap()
-                .map(|u| u.id),
-            Some(bob.id),
-            "{engine}: the first user keeps the subject"
-        );
-        assert_eq!(
-            scalar!(store, r#"SELECT COUNT(*) FROM "user""#).unwrap(),
-            3,
-            "{engine}: alice, root and bob only"
-        );
-        store.close().await;
-    }
-}
-
-#[tokio::test]
-async fn users_update_profile() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let alice = user(&store, "alice").await;
-        let bob = user(&store, "bob").await;
-        // Backdate alice so the update's timestamp must differ.
-        let then = now() - Duration::days(3);
-        assert_eq!(
-            exec!(
-                store,
-                r#"UPDATE "user" SET "createdAt" = $1, "updatedAt" = $1 WHERE "id" = $2"#,
-                then,
-                &alice.id
-            )
-            .unwrap(),
-            1,
-            "{engine}: backdating"
-        );
-
-        let before = now();
-        let updated = store
-            .update_profile(
-                &alice.id,
-                &ProfileUpdate {
-                    name: Some("Alice B."),
-                    username: Some(Some("alice_b")),
-                    image: Some(Some("https://img.example/a.png")),
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{engine}: alice exists"));
-        assert_eq!(updated.id, alice.id, "{engine}");
-        assert_eq!(updated.name, "Alice B.", "{engine}");
-        assert_eq!(updated.username.as_deref(), Some("alice_b"), "{engine}");
-        assert_eq!(
-            updated.image.as_deref(),
-            Some("https://img.example/a.png"),
-            "{engine}"
-        );
-        assert_eq!(updated.email, alice.email, "{engine}: email untouched");
-        assert_eq!(updated.created_at, then, "{engine}: createdAt untouched");
-        assert!(
-            updated.updated_at >= before && updated.updated_at > then,
-            "{engine}: updatedAt moved on: {} (was {then})",
-            updated.updated_at
-        );
-        assert_eq!(
-            store.user_by_id(&alice.id).await.unwrap(),
-            Some(updated.clone()),
-            "{engine}: the update is stored"
-        );
-        assert_eq!(
-            scalar!(
-                store,
-                r#"SELECT COUNT(*) FROM "user" WHERE "displayUsername" = $1"#,
-                "alice_b"
-            )
-            .unwrap(),
-            1,
-            "{engine}: displayUsername follows username"
-        );
-        assert_eq!(
-            store
-                .user_for_login("alice_b")
-                .await
-                .unwrap()
-                .map(|(u, _)| u.id),
-            Some(alice.id.clone()),
-            "{engine}: the new username logs in"
-        );
-        assert!(
-            store.user_for_login("alice").await.unwrap().is_none(),
-            "{engine}: the old username no longer does"
-        );
-
-        // Nothing set: only updatedAt changes.
-        let same = store
-            .update_profile(&alice.id, &ProfileUpdate::default())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (&same.name, &same.username, &same.image),
-            (&updated.name, &updated.username, &updated.image),
-            "{engine}: an empty update keeps every field"
-        );
-
-        // Clearing the username keeps the image; clearing the image keeps the name.
-        let cleared = store
-            .update_profile(
-                &alice.id,
-                &ProfileUpdate {
-                    username: Some(None),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(cleared.username, None, "{engine}: username cleared");
-        assert_eq!(
-            cleared.image.as_deref(),
-            Some("https://img.example/a.png"),
-            "{engine}: image kept"
-        );
-        assert_eq!(cleared.name, "Alice B.", "{engine}: name kept");
-        let cleared = store
-            .update_profile(
-                &alice.id,
-                &ProfileUpdate {
-                    image: Some(None),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (cleared.image, cleared.username, cleared.name.as_str()),
-            (None, None, "Alice B."),
-            "{engine}: image cleared"
-        );
-        assert_eq!(
-            scalar!(
-                store,
-                r#"SELECT COUNT(*) FROM "user" WHERE "id" = $1 AND "displayUsername" IS NULL"#,
-                &alice.id
-            )
-            .unwrap(),
-            1,
-            "{engine}: displayUsername cleared with username"
-        );
-
-        let taken = store
-            .update_profile(
-                &alice.id,
-                &ProfileUpdate {
-                    username: Some(Some("bob")),
-                    ..Default::default()
-                },
-            )
-            .await;
-        assert!(is_conflict(&taken), "{engine}: a taken username: {taken:?}");
-        assert_eq!(
-            store.user_by_id(&bob.id).await.unwrap(),
-            Some(bob.clone()),
-            "{engine}: bob untouched"
-        );
-
-        assert!(
-            store
-                .update_profile(
-                    "no-such-user",
-                    &ProfileUpdate {
-                        name: Some("x"),
-                        ..Default::default()
-                    }
-                )
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: an unknown id updates nothing"
-        );
-
-        assert!(
-            store.set_role(&bob.id, "admin").await.unwrap(),
-            "{engine}: set_role"
-        );
-        assert!(
-            store.user_by_id(&bob.id).await.unwrap().unwrap().is_admin(),
-            "{engine}: bob is admin"
-        );
-        assert!(
-            !store.set_role("no-such-user", "admin").await.unwrap(),
-            "{engine}: set_role of an unknown id"
-        );
-        store.close().await;
-    }
-}
-
-#[tokio::test]
-async fn users_passwords_and_provider_accounts() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let bob = store
-            .create_user(
-                &new_user("bob@example.com", None, "Bob"),
-                None,
-                Some(("apple", "apple-sub-b")),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.password_hash(&bob.id).await.unwrap(),
             None,
-            "{engine}: a provider user has no password"
-        );
-        assert_eq!(
-            store.user_for_login("bob@example.com").await.unwrap(),
-            Some((bob.clone(), None)),
-            "{engine}: no hash to log in with"
-        );
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.id.len(), 32, "{engine}: a simple uuid id");
+    assert_eq!(alice.email, "alice@example.com", "{engine}");
+    assert_eq!(alice.name, "Alice", "{engine}");
+    assert_eq!(alice.username.as_deref(), Some("alice"), "{engine}");
+    assert_eq!(
+        alice.image.as_deref(),
+        Some("https://img.example/alice.png"),
+        "{engine}"
+    );
+    assert!(!alice.email_verified, "{engine}");
+    assert_eq!(alice.role.as_deref(), Some("user"), "{engine}");
+    assert!(!alice.is_admin() && !alice.is_banned(), "{engine}");
+    assert_eq!(alice.banned, Some(false), "{engine}");
+    assert!(alice.created_at >= before, "{engine}");
+    assert_eq!(alice.created_at, alice.updated_at, "{engine}");
 
-        store.set_password(&bob.id, "hash-1").await.unwrap();
+    let admin = store
+        .create_user(
+            &NewUser {
+                role: "admin",
+                ..new_user("root@example.com", None, "Root")
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(admin.is_admin(), "{engine}: role admin");
+    assert_eq!(admin.username, None, "{engine}");
+
+    for login in ["alice@example.com", "alice"] {
+        let (found, hash) = store
+            .user_for_login(login)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{engine}: no user for login {login}"));
+        assert_eq!(found, alice, "{engine}: login {login}");
         assert_eq!(
-            store.password_hash(&bob.id).await.unwrap().as_deref(),
-            Some("hash-1"),
-            "{engine}: set_password created the credential account"
+            hash.as_deref(),
+            Some("argon2-hash-alice"),
+            "{engine}: login {login}"
         );
-        assert_eq!(
-            store
-                .user_for_login("bob@example.com")
-                .await
-                .unwrap()
-                .and_then(|(_, h)| h)
-                .as_deref(),
-            Some("hash-1"),
-            "{engine}: and login sees it"
-        );
-        store.set_password(&bob.id, "hash-2").await.unwrap();
-        assert_eq!(
-            store.password_hash(&bob.id).await.unwrap().as_deref(),
-            Some("hash-2"),
-            "{engine}: set_password again replaces it"
-        );
-        assert_eq!(
-            scalar!(
-                store,
-                r#"SELECT COUNT(*) FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'"#,
-                &bob.id
+    }
+    let (found, hash) = store
+        .user_for_login("root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, hash),
+        (admin.id.clone(), None),
+        "{engine}: a user without a password logs in with no hash"
+    );
+    assert!(
+        store.user_for_login("nobody").await.unwrap().is_none(),
+        "{engine}: unknown login"
+    );
+    assert!(
+        store
+            .user_for_login("ALICE@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: logins match exactly (normalising is the caller's job)"
+    );
+    assert_eq!(
+        store.user_by_email("alice@example.com").await.unwrap(),
+        Some(alice.clone()),
+        "{engine}: user_by_email"
+    );
+    assert_eq!(
+        store.user_by_id(&alice.id).await.unwrap(),
+        Some(alice.clone()),
+        "{engine}: user_by_id"
+    );
+    assert_eq!(
+        store.password_hash(&alice.id).await.unwrap().as_deref(),
+        Some("argon2-hash-alice"),
+        "{engine}: password_hash"
+    );
+
+    let dup_email = store
+        .create_user(
+            &new_user("alice@example.com", Some("alice2"), "Other"),
+            Some("h"),
+            None,
+        )
+        .await;
+    assert!(
+        is_conflict(&dup_email),
+        "{engine}: duplicate email: {dup_email:?}"
+    );
+    let dup_username = store
+        .create_user(
+            &new_user("other@example.com", Some("alice"), "Other"),
+            Some("h"),
+            None,
+        )
+        .await;
+    assert!(
+        is_conflict(&dup_username),
+        "{engine}: duplicate username: {dup_username:?}"
+    );
+    assert!(
+        store
+            .user_by_email("other@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: a refused user leaves no row"
+    );
+
+    // The user and its provider account are one transaction: a taken provider subject
+    // leaves no user behind.
+    let bob = store
+        .create_user(
+            &new_user("bob@example.com", None, "Bob"),
+            None,
+            Some(("google", "google-sub-1")),
+        )
+        .await
+        .unwrap();
+    let carol = store
+        .create_user(
+            &new_user("carol@example.com", Some("carol"), "Carol"),
+            None,
+            Some(("google", "google-sub-1")),
+        )
+        .await;
+    assert!(
+        is_conflict(&carol),
+        "{engine}: a provider subject already linked: {carol:?}"
+    );
+    assert!(
+        store
+            .user_by_email("carol@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: the user insert was rolled back with its account"
+    );
+    assert_eq!(
+        store
+            .user_by_provider_account("google", "google-sub-1")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(bob.id),
+        "{engine}: the first user keeps the subject"
+    );
+    assert_eq!(
+        scalar!(store, r#"SELECT COUNT(*) FROM "user""#).unwrap(),
+        3,
+        "{engine}: alice, root and bob only"
+    );
+    store.close().await;
+});
+
+each_database!(users_update_profile, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    // Backdate alice so the update's timestamp must differ.
+    let then = now() - Duration::days(3);
+    assert_eq!(
+        exec!(
+            store,
+            r#"UPDATE "user" SET "createdAt" = $1, "updatedAt" = $1 WHERE "id" = $2"#,
+            then,
+            &alice.id
+        )
+        .unwrap(),
+        1,
+        "{engine}: backdating"
+    );
+
+    let before = now();
+    let updated = store
+        .update_profile(
+            &alice.id,
+            &ProfileUpdate {
+                name: Some("Alice B."),
+                username: Some(Some("alice_b")),
+                image: Some(Some("https://img.example/a.png")),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{engine}: alice exists"));
+    assert_eq!(updated.id, alice.id, "{engine}");
+    assert_eq!(updated.name, "Alice B.", "{engine}");
+    assert_eq!(updated.username.as_deref(), Some("alice_b"), "{engine}");
+    assert_eq!(
+        updated.image.as_deref(),
+        Some("https://img.example/a.png"),
+        "{engine}"
+    );
+    assert_eq!(updated.email, alice.email, "{engine}: email untouched");
+    assert_eq!(updated.created_at, then, "{engine}: createdAt untouched");
+    assert!(
+        updated.updated_at >= before && updated.updated_at > then,
+        "{engine}: updatedAt moved on: {} (was {then})",
+        updated.updated_at
+    );
+    assert_eq!(
+        store.user_by_id(&alice.id).await.unwrap(),
+        Some(updated.clone()),
+        "{engine}: the update is stored"
+    );
+    assert_eq!(
+        scalar!(
+            store,
+            r#"SELECT COUNT(*) FROM "user" WHERE "displayUsername" = $1"#,
+            "alice_b"
+        )
+        .unwrap(),
+        1,
+        "{engine}: displayUsername follows username"
+    );
+    assert_eq!(
+        store
+            .user_for_login("alice_b")
+            .await
+            .unwrap()
+            .map(|(u, _)| u.id),
+        Some(alice.id.clone()),
+        "{engine}: the new username logs in"
+    );
+    assert!(
+        store.user_for_login("alice").await.unwrap().is_none(),
+        "{engine}: the old username no longer does"
+    );
+
+    // Nothing set: only updatedAt changes.
+    let same = store
+        .update_profile(&alice.id, &ProfileUpdate::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&same.name, &same.username, &same.image),
+        (&updated.name, &updated.username, &updated.image),
+        "{engine}: an empty update keeps every field"
+    );
+
+    // Clearing the username keeps the image; clearing the image keeps the name.
+    let cleared = store
+        .update_profile(
+            &alice.id,
+            &ProfileUpdate {
+                username: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.username, None, "{engine}: username cleared");
+    assert_eq!(
+        cleared.image.as_deref(),
+        Some("https://img.example/a.png"),
+        "{engine}: image kept"
+    );
+    assert_eq!(cleared.name, "Alice B.", "{engine}: name kept");
+    let cleared = store
+        .update_profile(
+            &alice.id,
+            &ProfileUpdate {
+                image: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (cleared.image, cleared.username, cleared.name.as_str()),
+        (None, None, "Alice B."),
+        "{engine}: image cleared"
+    );
+    assert_eq!(
+        scalar!(
+            store,
+            r#"SELECT COUNT(*) FROM "user" WHERE "id" = $1 AND "displayUsername" IS NULL"#,
+            &alice.id
+        )
+        .unwrap(),
+        1,
+        "{engine}: displayUsername cleared with username"
+    );
+
+    let taken = store
+        .update_profile(
+            &alice.id,
+            &ProfileUpdate {
+                username: Some(Some("bob")),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(is_conflict(&taken), "{engine}: a taken username: {taken:?}");
+    assert_eq!(
+        store.user_by_id(&bob.id).await.unwrap(),
+        Some(bob.clone()),
+        "{engine}: bob untouched"
+    );
+
+    assert!(
+        store
+            .update_profile(
+                "no-such-user",
+                &ProfileUpdate {
+                    name: Some("x"),
+                    ..Default::default()
+                }
             )
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: an unknown id updates nothing"
+    );
+
+    assert!(
+        store.set_role(&bob.id, "admin").await.unwrap(),
+        "{engine}: set_role"
+    );
+    assert!(
+        store.user_by_id(&bob.id).await.unwrap().unwrap().is_admin(),
+        "{engine}: bob is admin"
+    );
+    assert!(
+        !store.set_role("no-such-user", "admin").await.unwrap(),
+        "{engine}: set_role of an unknown id"
+    );
+    store.close().await;
+});
+
+each_database!(users_passwords_and_provider_accounts, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let bob = store
+        .create_user(
+            &new_user("bob@example.com", None, "Bob"),
+            None,
+            Some(("apple", "apple-sub-b")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.password_hash(&bob.id).await.unwrap(),
+        None,
+        "{engine}: a provider user has no password"
+    );
+    assert_eq!(
+        store.user_for_login("bob@example.com").await.unwrap(),
+        Some((bob.clone(), None)),
+        "{engine}: no hash to log in with"
+    );
+
+    store.set_password(&bob.id, "hash-1").await.unwrap();
+    assert_eq!(
+        store.password_hash(&bob.id).await.unwrap().as_deref(),
+        Some("hash-1"),
+        "{engine}: set_password created the credential account"
+    );
+    assert_eq!(
+        store
+            .user_for_login("bob@example.com")
+            .await
+            .unwrap()
+            .and_then(|(_, h)| h)
+            .as_deref(),
+        Some("hash-1"),
+        "{engine}: and login sees it"
+    );
+    store.set_password(&bob.id, "hash-2").await.unwrap();
+    assert_eq!(
+        store.password_hash(&bob.id).await.unwrap().as_deref(),
+        Some("hash-2"),
+        "{engine}: set_password again replaces it"
+    );
+    assert_eq!(
+        scalar!(
+            store,
+            r#"SELECT COUNT(*) FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'"#,
+            &bob.id
+        )
+        .unwrap(),
+        1,
+        "{engine}: one credential account"
+    );
+    assert_eq!(
+        store
+            .user_by_provider_account("apple", "apple-sub-b")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(bob.id.clone()),
+        "{engine}: the provider account is untouched"
+    );
+
+    let alice = user(&store, "alice").await;
+    assert!(
+        store
+            .user_by_provider_account("google", "google-sub-a")
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: not linked yet"
+    );
+    store
+        .link_provider_account(&alice.id, "google", "google-sub-a")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_by_provider_account("google", "google-sub-a")
+            .await
             .unwrap(),
-            1,
-            "{engine}: one credential account"
-        );
-        assert_eq!(
-            store
-                .user_by_provider_account("apple", "apple-sub-b")
-                .await
-                .unwrap()
-                .map(|u| u.id),
-            Some(bob.id.clone()),
-            "{engine}: the provider account is untouched"
-        );
+        Some(alice.clone()),
+        "{engine}: linked"
+    );
+    assert!(
+        store
+            .user_by_provider_account("apple", "google-sub-a")
+            .await
+            .unwrap()
+            .is_none(),
+        "{engine}: the subject belongs to its provider"
+    );
+    let twice = store
+        .link_provider_account(&alice.id, "google", "google-sub-a")
+        .await;
+    assert!(
+        is_conflict(&twice),
+        "{engine}: linking the same subject twice: {twice:?}"
+    );
+    let stolen = store
+        .link_provider_account(&bob.id, "google", "google-sub-a")
+        .await;
+    assert!(
+        is_conflict(&stolen),
+        "{engine}: another user linking it: {stolen:?}"
+    );
+    assert_eq!(
+        store
+            .user_by_provider_account("google", "google-sub-a")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(alice.id.clone()),
+        "{engine}: still alice's"
+    );
+    // The same subject string at another provider is a different account.
+    store
+        .link_provider_account(&bob.id, "google", "apple-sub-b")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_by_provider_account("google", "apple-sub-b")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(bob.id.clone()),
+        "{engine}: (provider, subject) is the key"
+    );
+    assert_eq!(
+        store.password_hash(&alice.id).await.unwrap().as_deref(),
+        Some("hash-alice"),
+        "{engine}: linking keeps alice's password"
+    );
+    store.close().await;
+});
 
-        let alice = user(&store, "alice").await;
-        assert!(
-            store
-                .user_by_provider_account("google", "google-sub-a")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: not linked yet"
-        );
-        store
-            .link_provider_account(&alice.id, "google", "google-sub-a")
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .user_by_provider_account("google", "google-sub-a")
-                .await
-                .unwrap(),
-            Some(alice.clone()),
-            "{engine}: linked"
-        );
-        assert!(
-            store
-                .user_by_provider_account("apple", "google-sub-a")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: the subject belongs to its provider"
-        );
-        let twice = store
-            .link_provider_account(&alice.id, "google", "google-sub-a")
-            .await;
-        assert!(
-            is_conflict(&twice),
-            "{engine}: linking the same subject twice: {twice:?}"
-        );
-        let stolen = store
-            .link_provider_account(&bob.id, "google", "google-sub-a")
-            .await;
-        assert!(
-            is_conflict(&stolen),
-            "{engine}: another user linking it: {stolen:?}"
-        );
-        assert_eq!(
-            store
-                .user_by_provider_account("google", "google-sub-a")
-                .await
-                .unwrap()
-                .map(|u| u.id),
-            Some(alice.id.clone()),
-            "{engine}: still alice's"
-        );
-        // The same subject string at another provider is a different account.
-        store
-            .link_provider_account(&bob.id, "google", "apple-sub-b")
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .user_by_provider_account("google", "apple-sub-b")
-                .await
-                .unwrap()
-                .map(|u| u.id),
-            Some(bob.id.clone()),
-            "{engine}: (provider, subject) is the key"
-        );
-        assert_eq!(
-            store.password_hash(&alice.id).await.unwrap().as_deref(),
-            Some("hash-alice"),
-            "{engine}: linking keeps alice's password"
-        );
-        store.close().await;
+each_database!(users_list_pages_newest_first, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let base = now() - Duration::days(10);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let u = user(&store, &format!("user{i}")).await;
+        // Distinct creation times, so the order is certain.
+        exec!(
+            store,
+            r#"UPDATE "user" SET "createdAt" = $1 WHERE "id" = $2"#,
+            base + Duration::minutes(i),
+            &u.id
+        )
+        .unwrap();
+        ids.push(u.id);
     }
-}
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
 
-#[tokio::test]
-async fn users_list_pages_newest_first() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let base = now() - Duration::days(10);
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            let u = user(&store, &format!("user{i}")).await;
-            // Distinct creation times, so the order is certain.
-            exec!(
-                store,
-                r#"UPDATE "user" SET "createdAt" = $1 WHERE "id" = $2"#,
-                base + Duration::minutes(i),
-                &u.id
-            )
-            .unwrap();
-            ids.push(u.id);
+    let page = |limit, offset| {
+        let store = store.clone();
+        async move {
+            let (users, total) = store.list_users(limit, offset).await.unwrap();
+            (users.into_iter().map(|u| u.id).collect::<Vec<_>>(), total)
         }
-        let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
-
-        let page = |limit, offset| {
-            let store = store.clone();
-            async move {
-                let (users, total) = store.list_users(limit, offset).await.unwrap();
-                (users.into_iter().map(|u| u.id).collect::<Vec<_>>(), total)
-            }
-        };
-        assert_eq!(
-            page(2, 0).await,
-            (newest_first[0..2].to_vec(), 5),
-            "{engine}: page 1"
-        );
-        assert_eq!(
-            page(2, 2).await,
-            (newest_first[2..4].to_vec(), 5),
-            "{engine}: page 2"
-        );
-        assert_eq!(
-            page(2, 4).await,
-            (newest_first[4..5].to_vec(), 5),
-            "{engine}: page 3"
-        );
-        assert_eq!(page(2, 5).await, (vec![], 5), "{engine}: past the end");
-        assert_eq!(
-            page(100, 0).await,
-            (newest_first.clone(), 5),
-            "{engine}: everything"
-        );
-        let (users, _) = store.list_users(1, 0).await.unwrap();
-        assert_eq!(
-            users[0].created_at,
-            base + Duration::minutes(4),
-            "{engine}: listed users carry their creation time"
-        );
-        store.close().await;
-    }
-}
+    };
+    assert_eq!(
+        page(2, 0).await,
+        (newest_first[0..2].to_vec(), 5),
+        "{engine}: page 1"
+    );
+    assert_eq!(
+        page(2, 2).await,
+        (newest_first[2..4].to_vec(), 5),
+        "{engine}: page 2"
+    );
+    assert_eq!(
+        page(2, 4).await,
+        (newest_first[4..5].to_vec(), 5),
+        "{engine}: page 3"
+    );
+    assert_eq!(page(2, 5).await, (vec![], 5), "{engine}: past the end");
+    assert_eq!(
+        page(100, 0).await,
+        (newest_first.clone(), 5),
+        "{engine}: everything"
+    );
+    let (users, _) = store.list_users(1, 0).await.unwrap();
+    assert_eq!(
+        users[0].created_at,
+        base + Duration::minutes(4),
+        "{engine}: listed users carry their creation time"
+    );
+    store.close().await;
+});
 
 // ---------------------------------------------------------------------------------------------
 // Sessions and refresh tokens
@@ -857,9 +845,9 @@ fn rotated_owner(engine: &str, rotation: Rotation) -> gateway::store::sessions::
     }
 }
 
-#[tokio::test]
-async fn refresh_tokens_rotate_and_reuse_kills_the_family() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    refresh_tokens_rotate_and_reuse_kills_the_family,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         let session_expiry = hours(24);
@@ -965,11 +953,11 @@ async fn refresh_tokens_rotate_and_reuse_kills_the_family() {
         );
         store.close().await;
     }
-}
+);
 
-#[tokio::test]
-async fn refresh_tokens_expired_or_of_an_ended_session_are_invalid() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    refresh_tokens_expired_or_of_an_ended_session_are_invalid,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         let sid = session(&store, &alice.id, "s-live", hours(24)).await;
@@ -1023,245 +1011,237 @@ async fn refresh_tokens_expired_or_of_an_ended_session_are_invalid() {
         );
         store.close().await;
     }
-}
+);
 
-#[tokio::test]
-async fn sessions_expire_and_resolve_by_id_or_token() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let alice = user(&store, "alice").await;
+each_database!(sessions_expire_and_resolve_by_id_or_token, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let alice = user(&store, "alice").await;
 
-        let expired = session(&store, &alice.id, "expired-raw-token", hours(-1)).await;
-        assert!(
-            store.session_owner(&expired).await.unwrap().is_none(),
-            "{engine}: an expired session by id"
-        );
-        assert!(
-            store
-                .session_owner_by_token("expired-raw-token")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: an expired session by token"
-        );
-
-        // better-auth stores its raw session token in `token`; the lookup is by that string.
-        let expires = hours(7 * 24);
-        let live = session(&store, &alice.id, "better-auth-raw-token.abc123", expires).await;
-        let by_token = store
-            .session_owner_by_token("better-auth-raw-token.abc123")
+    let expired = session(&store, &alice.id, "expired-raw-token", hours(-1)).await;
+    assert!(
+        store.session_owner(&expired).await.unwrap().is_none(),
+        "{engine}: an expired session by id"
+    );
+    assert!(
+        store
+            .session_owner_by_token("expired-raw-token")
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("{engine}: a live better-auth session"));
-        assert_eq!(by_token.session_id, live, "{engine}");
-        assert_eq!(by_token.user, alice, "{engine}");
-        assert_eq!(by_token.expires_at, expires, "{engine}");
-        let by_id = store
-            .session_owner(&live)
+            .is_none(),
+        "{engine}: an expired session by token"
+    );
+
+    // better-auth stores its raw session token in `token`; the lookup is by that string.
+    let expires = hours(7 * 24);
+    let live = session(&store, &alice.id, "better-auth-raw-token.abc123", expires).await;
+    let by_token = store
+        .session_owner_by_token("better-auth-raw-token.abc123")
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{engine}: a live better-auth session"));
+    assert_eq!(by_token.session_id, live, "{engine}");
+    assert_eq!(by_token.user, alice, "{engine}");
+    assert_eq!(by_token.expires_at, expires, "{engine}");
+    let by_id = store
+        .session_owner(&live)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{engine}: the live session by id"));
+    assert_eq!(
+        (by_id.session_id, by_id.user.id),
+        (live.clone(), alice.id.clone()),
+        "{engine}"
+    );
+    assert!(
+        store
+            .session_owner_by_token("better-auth-raw-token")
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("{engine}: the live session by id"));
-        assert_eq!(
-            (by_id.session_id, by_id.user.id),
-            (live.clone(), alice.id.clone()),
-            "{engine}"
-        );
-        assert!(
-            store
-                .session_owner_by_token("better-auth-raw-token")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: tokens match exactly"
-        );
-        assert!(
-            store
-                .session_owner("no-such-session")
-                .await
-                .unwrap()
-                .is_none(),
-            "{engine}: unknown session"
-        );
-        assert_eq!(
-            sorted(store.session_ids_of_user(&alice.id).await.unwrap()),
-            sorted(vec![expired, live]),
-            "{engine}: session_ids_of_user lists expired ones too"
-        );
-        store.close().await;
-    }
-}
-
-#[tokio::test]
-async fn sessions_delete_one_or_all_but_one() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let alice = user(&store, "alice").await;
-        let bob = user(&store, "bob").await;
-
-        let a1 = session(&store, &alice.id, "a1", hours(24)).await;
-        assert!(
-            !store.delete_session(&a1, &bob.id).await.unwrap(),
-            "{engine}: bob cannot end alice's session"
-        );
-        assert!(
-            store.session_owner(&a1).await.unwrap().is_some(),
-            "{engine}: alice's session survives bob's attempt"
-        );
-        assert!(
-            store.delete_session(&a1, &alice.id).await.unwrap(),
-            "{engine}: alice ends it"
-        );
-        assert!(
-            store.session_owner(&a1).await.unwrap().is_none(),
-            "{engine}: ended"
-        );
-        assert!(
-            !store.delete_session(&a1, &alice.id).await.unwrap(),
-            "{engine}: ending it again"
-        );
-
-        let s1 = session(&store, &alice.id, "s1", hours(24)).await;
-        let s2 = session(&store, &alice.id, "s2", hours(24)).await;
-        let s3 = session(&store, &alice.id, "s3", hours(-1)).await;
-        let b1 = session(&store, &bob.id, "b1", hours(24)).await;
+            .is_none(),
+        "{engine}: tokens match exactly"
+    );
+    assert!(
         store
-            .add_refresh_token(&s1, &alice.id, "rt-s1", hours(720))
+            .session_owner("no-such-session")
             .await
-            .unwrap();
+            .unwrap()
+            .is_none(),
+        "{engine}: unknown session"
+    );
+    assert_eq!(
+        sorted(store.session_ids_of_user(&alice.id).await.unwrap()),
+        sorted(vec![expired, live]),
+        "{engine}: session_ids_of_user lists expired ones too"
+    );
+    store.close().await;
+});
+
+each_database!(sessions_delete_one_or_all_but_one, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+
+    let a1 = session(&store, &alice.id, "a1", hours(24)).await;
+    assert!(
+        !store.delete_session(&a1, &bob.id).await.unwrap(),
+        "{engine}: bob cannot end alice's session"
+    );
+    assert!(
+        store.session_owner(&a1).await.unwrap().is_some(),
+        "{engine}: alice's session survives bob's attempt"
+    );
+    assert!(
+        store.delete_session(&a1, &alice.id).await.unwrap(),
+        "{engine}: alice ends it"
+    );
+    assert!(
+        store.session_owner(&a1).await.unwrap().is_none(),
+        "{engine}: ended"
+    );
+    assert!(
+        !store.delete_session(&a1, &alice.id).await.unwrap(),
+        "{engine}: ending it again"
+    );
+
+    let s1 = session(&store, &alice.id, "s1", hours(24)).await;
+    let s2 = session(&store, &alice.id, "s2", hours(24)).await;
+    let s3 = session(&store, &alice.id, "s3", hours(-1)).await;
+    let b1 = session(&store, &bob.id, "b1", hours(24)).await;
+    store
+        .add_refresh_token(&s1, &alice.id, "rt-s1", hours(720))
+        .await
+        .unwrap();
+    store
+        .add_refresh_token(&s2, &alice.id, "rt-s2", hours(720))
+        .await
+        .unwrap();
+
+    let ended = store
+        .delete_user_sessions(&alice.id, Some(&s2))
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(ended),
+        sorted(vec![s1.clone(), s3.clone()]),
+        "{engine}: every session but the kept one ended"
+    );
+    assert_eq!(
+        store.session_ids_of_user(&alice.id).await.unwrap(),
+        vec![s2.clone()],
+        "{engine}: the kept session remains"
+    );
+    assert_eq!(
+        store.session_ids_of_user(&bob.id).await.unwrap(),
+        vec![b1.clone()],
+        "{engine}: bob's sessions are untouched"
+    );
+    assert!(
+        matches!(
+            store
+                .rotate_refresh_token("rt-s1", "rt-s1-next", hours(720))
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        ),
+        "{engine}: an ended session's refresh token is dead"
+    );
+    assert!(
+        matches!(
+            store
+                .rotate_refresh_token("rt-s2", "rt-s2-next", hours(720))
+                .await
+                .unwrap(),
+            Rotation::Rotated { .. }
+        ),
+        "{engine}: the kept session's refresh token works"
+    );
+
+    assert_eq!(
+        store.delete_user_sessions(&alice.id, None).await.unwrap(),
+        vec![s2],
+        "{engine}: without keep, every session ends"
+    );
+    assert!(
         store
-            .add_refresh_token(&s2, &alice.id, "rt-s2", hours(720))
+            .session_ids_of_user(&alice.id)
             .await
-            .unwrap();
-
-        let ended = store
-            .delete_user_sessions(&alice.id, Some(&s2))
+            .unwrap()
+            .is_empty(),
+        "{engine}: none left"
+    );
+    assert!(
+        store
+            .delete_user_sessions(&alice.id, None)
             .await
-            .unwrap();
-        assert_eq!(
-            sorted(ended),
-            sorted(vec![s1.clone(), s3.clone()]),
-            "{engine}: every session but the kept one ended"
-        );
-        assert_eq!(
-            store.session_ids_of_user(&alice.id).await.unwrap(),
-            vec![s2.clone()],
-            "{engine}: the kept session remains"
-        );
-        assert_eq!(
-            store.session_ids_of_user(&bob.id).await.unwrap(),
-            vec![b1.clone()],
-            "{engine}: bob's sessions are untouched"
-        );
-        assert!(
-            matches!(
-                store
-                    .rotate_refresh_token("rt-s1", "rt-s1-next", hours(720))
-                    .await
-                    .unwrap(),
-                Rotation::Invalid
-            ),
-            "{engine}: an ended session's refresh token is dead"
-        );
-        assert!(
-            matches!(
-                store
-                    .rotate_refresh_token("rt-s2", "rt-s2-next", hours(720))
-                    .await
-                    .unwrap(),
-                Rotation::Rotated { .. }
-            ),
-            "{engine}: the kept session's refresh token works"
-        );
+            .unwrap()
+            .is_empty(),
+        "{engine}: nothing more to end"
+    );
+    assert!(
+        store.session_owner(&b1).await.unwrap().is_some(),
+        "{engine}: bob still signed in"
+    );
+    store.close().await;
+});
 
-        assert_eq!(
-            store.delete_user_sessions(&alice.id, None).await.unwrap(),
-            vec![s2],
-            "{engine}: without keep, every session ends"
-        );
-        assert!(
-            store
-                .session_ids_of_user(&alice.id)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{engine}: none left"
-        );
-        assert!(
-            store
-                .delete_user_sessions(&alice.id, None)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{engine}: nothing more to end"
-        );
-        assert!(
-            store.session_owner(&b1).await.unwrap().is_some(),
-            "{engine}: bob still signed in"
-        );
-        store.close().await;
+each_database!(sessions_list_live_ones_newest_first, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let base = now() - Duration::hours(5);
+    let mut live = Vec::new();
+    for i in 0..3 {
+        let owner = if i == 2 { &bob.id } else { &alice.id };
+        let sid = session(&store, owner, &format!("live-{i}"), hours(24)).await;
+        exec!(
+            store,
+            r#"UPDATE "session" SET "createdAt" = $1 WHERE "id" = $2"#,
+            base + Duration::minutes(i),
+            &sid
+        )
+        .unwrap();
+        live.push((sid, owner.clone()));
     }
-}
-
-#[tokio::test]
-async fn sessions_list_live_ones_newest_first() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let alice = user(&store, "alice").await;
-        let bob = user(&store, "bob").await;
-        let base = now() - Duration::hours(5);
-        let mut live = Vec::new();
-        for i in 0..3 {
-            let owner = if i == 2 { &bob.id } else { &alice.id };
-            let sid = session(&store, owner, &format!("live-{i}"), hours(24)).await;
-            exec!(
-                store,
-                r#"UPDATE "session" SET "createdAt" = $1 WHERE "id" = $2"#,
-                base + Duration::minutes(i),
-                &sid
-            )
-            .unwrap();
-            live.push((sid, owner.clone()));
-        }
-        for i in 0..2 {
-            // Expired, and created most recently: they would head the list if not filtered.
-            session(&store, &alice.id, &format!("expired-{i}"), hours(-1)).await;
-        }
-        let newest_first: Vec<String> = live.iter().rev().map(|(id, _)| id.clone()).collect();
-
-        let (page1, total) = store.list_sessions(2, 0).await.unwrap();
-        assert_eq!(total, 3, "{engine}: only live sessions count");
-        assert_eq!(
-            page1.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
-            newest_first[0..2].to_vec(),
-            "{engine}: page 1"
-        );
-        let (page2, total) = store.list_sessions(2, 2).await.unwrap();
-        assert_eq!(total, 3, "{engine}");
-        assert_eq!(
-            page2.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
-            newest_first[2..3].to_vec(),
-            "{engine}: page 2"
-        );
-        let (page3, _) = store.list_sessions(2, 4).await.unwrap();
-        assert!(page3.is_empty(), "{engine}: past the end");
-
-        let first = &page1[0];
-        assert_eq!(first.user_id, bob.id, "{engine}: the newest is bob's");
-        assert_eq!(
-            first.created_at,
-            base + Duration::minutes(2),
-            "{engine}: createdAt"
-        );
-        assert!(first.expires_at > now(), "{engine}: live");
-        assert_eq!(first.ip_address.as_deref(), Some("203.0.113.7"), "{engine}");
-        assert_eq!(first.user_agent.as_deref(), Some("store-test"), "{engine}");
-        store.close().await;
+    for i in 0..2 {
+        // Expired, and created most recently: they would head the list if not filtered.
+        session(&store, &alice.id, &format!("expired-{i}"), hours(-1)).await;
     }
-}
+    let newest_first: Vec<String> = live.iter().rev().map(|(id, _)| id.clone()).collect();
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refresh_token_rotation_is_atomic_under_concurrency() {
-    for (engine, url) in common::db::databases().await {
+    let (page1, total) = store.list_sessions(2, 0).await.unwrap();
+    assert_eq!(total, 3, "{engine}: only live sessions count");
+    assert_eq!(
+        page1.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        newest_first[0..2].to_vec(),
+        "{engine}: page 1"
+    );
+    let (page2, total) = store.list_sessions(2, 2).await.unwrap();
+    assert_eq!(total, 3, "{engine}");
+    assert_eq!(
+        page2.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        newest_first[2..3].to_vec(),
+        "{engine}: page 2"
+    );
+    let (page3, _) = store.list_sessions(2, 4).await.unwrap();
+    assert!(page3.is_empty(), "{engine}: past the end");
+
+    let first = &page1[0];
+    assert_eq!(first.user_id, bob.id, "{engine}: the newest is bob's");
+    assert_eq!(
+        first.created_at,
+        base + Duration::minutes(2),
+        "{engine}: createdAt"
+    );
+    assert!(first.expires_at > now(), "{engine}: live");
+    assert_eq!(first.ip_address.as_deref(), Some("203.0.113.7"), "{engine}");
+    assert_eq!(first.user_agent.as_deref(), Some("store-test"), "{engine}");
+    store.close().await;
+});
+
+each_database!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    refresh_token_rotation_is_atomic_under_concurrency,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         for round in 0..10 {
@@ -1298,9 +1278,9 @@ async fn refresh_token_rotation_is_atomic_under_concurrency() {
                 }
             }
             assert_eq!(
-                rotated, 1,
-                "{engine}: round {round}: exactly one rotation wins ({reused} reused, {invalid} invalid)"
-            );
+            rotated, 1,
+            "{engine}: round {round}: exactly one rotation wins ({reused} reused, {invalid} invalid)"
+        );
             assert_eq!(rotated + reused + invalid, 8, "{engine}: round {round}");
             // The losers presented a used token: at least one of them saw the reuse and ended
             // the session (the rest may then find it gone).
@@ -1312,11 +1292,12 @@ async fn refresh_token_rotation_is_atomic_under_concurrency() {
         }
         store.close().await;
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refresh_token_replay_racing_a_rotation_never_errors() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    refresh_token_replay_racing_a_rotation_never_errors,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         for round in 0..10 {
@@ -1383,7 +1364,7 @@ async fn refresh_token_replay_racing_a_rotation_never_errors() {
         }
         store.close().await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // API keys
@@ -1405,243 +1386,237 @@ fn key<'a>(
     }
 }
 
-#[tokio::test]
-async fn api_keys_create_find_list_and_revoke() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        let alice = user(&store, "alice").await;
-        let bob = user(&store, "bob").await;
-        assert!(store.set_role(&bob.id, "admin").await.unwrap());
+each_database!(api_keys_create_find_list_and_revoke, |engine, url| {
+    let store = migrated(engine, &url).await;
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    assert!(store.set_role(&bob.id, "admin").await.unwrap());
 
-        let models = vec!["gpt-4o-mini".to_string(), "claude-sonnet".to_string()];
-        let expires = hours(24 * 30);
-        let before = now();
-        let k1 = store
-            .create_api_key(&key(&alice.id, "ci", "kh-1", Some(&models), Some(expires)))
-            .await
-            .unwrap();
-        assert_eq!(k1.user_id, alice.id, "{engine}");
-        assert_eq!(k1.name, "ci", "{engine}");
-        assert_eq!(k1.prefix, "gw_live_ab", "{engine}");
-        assert_eq!(k1.models(), Some(models.clone()), "{engine}: models()");
-        assert_eq!(k1.expires_at, Some(expires), "{engine}: expiry");
-        assert_eq!(
-            (k1.last_used_at, k1.revoked_at),
-            (None, None),
-            "{engine}: never used, not revoked"
-        );
-        assert!(k1.created_at >= before, "{engine}");
+    let models = vec!["gpt-4o-mini".to_string(), "claude-sonnet".to_string()];
+    let expires = hours(24 * 30);
+    let before = now();
+    let k1 = store
+        .create_api_key(&key(&alice.id, "ci", "kh-1", Some(&models), Some(expires)))
+        .await
+        .unwrap();
+    assert_eq!(k1.user_id, alice.id, "{engine}");
+    assert_eq!(k1.name, "ci", "{engine}");
+    assert_eq!(k1.prefix, "gw_live_ab", "{engine}");
+    assert_eq!(k1.models(), Some(models.clone()), "{engine}: models()");
+    assert_eq!(k1.expires_at, Some(expires), "{engine}: expiry");
+    assert_eq!(
+        (k1.last_used_at, k1.revoked_at),
+        (None, None),
+        "{engine}: never used, not revoked"
+    );
+    assert!(k1.created_at >= before, "{engine}");
 
-        let found = store
-            .api_key_by_hash("kh-1")
+    let found = store
+        .api_key_by_hash("kh-1")
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{engine}: kh-1 is live"));
+    assert_eq!(found.key.id, k1.id, "{engine}");
+    assert_eq!(found.key.user_id, alice.id, "{engine}");
+    assert_eq!(found.key.models(), Some(models.clone()), "{engine}");
+    assert_eq!(found.key.expires_at, Some(expires), "{engine}");
+    assert_eq!(found.key.created_at, k1.created_at, "{engine}");
+    assert_eq!(found.role.as_deref(), Some("user"), "{engine}: owner role");
+    assert_eq!(found.banned, Some(false), "{engine}: owner not banned");
+
+    let k2 = store
+        .create_api_key(&key(&alice.id, "all models", "kh-2", None, None))
+        .await
+        .unwrap();
+    assert_eq!(k2.models(), None, "{engine}: NULL allows every model");
+    assert_eq!(k2.expires_at, None, "{engine}: no expiry");
+    let empty: Vec<String> = Vec::new();
+    let k3 = store
+        .create_api_key(&key(&alice.id, "none", "kh-3", Some(&empty), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        k3.models(),
+        Some(vec![]),
+        "{engine}: an empty list is not NULL"
+    );
+    let kb = store
+        .create_api_key(&key(&bob.id, "bob's", "kh-bob", None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .api_key_by_hash("kh-bob")
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("{engine}: kh-1 is live"));
-        assert_eq!(found.key.id, k1.id, "{engine}");
-        assert_eq!(found.key.user_id, alice.id, "{engine}");
-        assert_eq!(found.key.models(), Some(models.clone()), "{engine}");
-        assert_eq!(found.key.expires_at, Some(expires), "{engine}");
-        assert_eq!(found.key.created_at, k1.created_at, "{engine}");
-        assert_eq!(found.role.as_deref(), Some("user"), "{engine}: owner role");
-        assert_eq!(found.banned, Some(false), "{engine}: owner not banned");
+            .and_then(|k| k.role),
+        Some("admin".to_string()),
+        "{engine}: the owner's current role"
+    );
+    assert!(
+        store.api_key_by_hash("kh-unknown").await.unwrap().is_none(),
+        "{engine}: unknown hash"
+    );
 
-        let k2 = store
-            .create_api_key(&key(&alice.id, "all models", "kh-2", None, None))
-            .await
-            .unwrap();
-        assert_eq!(k2.models(), None, "{engine}: NULL allows every model");
-        assert_eq!(k2.expires_at, None, "{engine}: no expiry");
-        let empty: Vec<String> = Vec::new();
-        let k3 = store
-            .create_api_key(&key(&alice.id, "none", "kh-3", Some(&empty), None))
-            .await
-            .unwrap();
-        assert_eq!(
-            k3.models(),
-            Some(vec![]),
-            "{engine}: an empty list is not NULL"
-        );
-        let kb = store
-            .create_api_key(&key(&bob.id, "bob's", "kh-bob", None, None))
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .api_key_by_hash("kh-bob")
-                .await
-                .unwrap()
-                .and_then(|k| k.role),
-            Some("admin".to_string()),
-            "{engine}: the owner's current role"
-        );
-        assert!(
-            store.api_key_by_hash("kh-unknown").await.unwrap().is_none(),
-            "{engine}: unknown hash"
-        );
-
-        // Distinct creation times make the order certain: k1 oldest, k3 newest.
-        let base = now() - Duration::days(1);
-        for (i, id) in [&k1.id, &k2.id, &k3.id].into_iter().enumerate() {
-            exec!(
-                store,
-                "UPDATE api_key SET created_at = $1 WHERE id = $2",
-                base + Duration::minutes(i as i64),
-                id
-            )
-            .unwrap();
-        }
-        let ids = |keys: Vec<gateway::store::api_keys::ApiKey>| {
-            keys.into_iter().map(|k| k.id).collect::<Vec<_>>()
-        };
-        let (all, total) = store.list_api_keys(&alice.id, 10, 0).await.unwrap();
-        assert_eq!(
-            (ids(all), total),
-            (vec![k3.id.clone(), k2.id.clone(), k1.id.clone()], 3),
-            "{engine}: alice's keys, newest first, never bob's"
-        );
-        let (page, total) = store.list_api_keys(&alice.id, 2, 0).await.unwrap();
-        assert_eq!(
-            (ids(page), total),
-            (vec![k3.id.clone(), k2.id.clone()], 3),
-            "{engine}: page 1"
-        );
-        let (page, total) = store.list_api_keys(&alice.id, 2, 2).await.unwrap();
-        assert_eq!(
-            (ids(page), total),
-            (vec![k1.id.clone()], 3),
-            "{engine}: page 2"
-        );
-        let (bobs, total) = store.list_api_keys(&bob.id, 10, 0).await.unwrap();
-        assert_eq!(
-            (ids(bobs), total),
-            (vec![kb.id.clone()], 1),
-            "{engine}: bob sees only his"
-        );
-        let (none, total) = store.list_api_keys("no-such-user", 10, 0).await.unwrap();
-        assert!(none.is_empty() && total == 0, "{engine}: nobody's keys");
-        assert_eq!(
-            sorted(store.api_key_hashes_of_user(&alice.id).await.unwrap()),
-            vec!["kh-1".to_string(), "kh-2".into(), "kh-3".into()],
-            "{engine}: api_key_hashes_of_user"
-        );
-
-        // Revoking.
-        assert_eq!(
-            store.revoke_api_key(&k1.id, &bob.id).await.unwrap(),
-            None,
-            "{engine}: bob cannot revoke alice's key"
-        );
-        assert!(
-            store.api_key_by_hash("kh-1").await.unwrap().is_some(),
-            "{engine}: and it still works"
-        );
-        assert_eq!(
-            store.revoke_api_key(&k1.id, &alice.id).await.unwrap(),
-            Some("kh-1".to_string()),
-            "{engine}: the owner revokes, learning the hash"
-        );
-        assert!(
-            store.api_key_by_hash("kh-1").await.unwrap().is_none(),
-            "{engine}: a revoked key is not found"
-        );
-        assert_eq!(
-            store.revoke_api_key(&k1.id, &alice.id).await.unwrap(),
-            None,
-            "{engine}: revoking twice"
-        );
-        assert_eq!(
-            store
-                .revoke_api_key("no-such-key", &alice.id)
-                .await
-                .unwrap(),
-            None,
-            "{engine}: an unknown key"
-        );
-        let (all, total) = store.list_api_keys(&alice.id, 10, 0).await.unwrap();
-        assert_eq!(total, 3, "{engine}: revoked keys still listed");
-        let revoked: Vec<_> = all
-            .iter()
-            .filter(|k| k.revoked_at.is_some())
-            .map(|k| k.id.clone())
-            .collect();
-        assert_eq!(revoked, vec![k1.id.clone()], "{engine}: revoked_at shows");
-        assert!(
-            store.api_key_by_hash("kh-2").await.unwrap().is_some(),
-            "{engine}: other keys unaffected"
-        );
-        store.close().await;
+    // Distinct creation times make the order certain: k1 oldest, k3 newest.
+    let base = now() - Duration::days(1);
+    for (i, id) in [&k1.id, &k2.id, &k3.id].into_iter().enumerate() {
+        exec!(
+            store,
+            "UPDATE api_key SET created_at = $1 WHERE id = $2",
+            base + Duration::minutes(i as i64),
+            id
+        )
+        .unwrap();
     }
-}
+    let ids = |keys: Vec<gateway::store::api_keys::ApiKey>| {
+        keys.into_iter().map(|k| k.id).collect::<Vec<_>>()
+    };
+    let (all, total) = store.list_api_keys(&alice.id, 10, 0).await.unwrap();
+    assert_eq!(
+        (ids(all), total),
+        (vec![k3.id.clone(), k2.id.clone(), k1.id.clone()], 3),
+        "{engine}: alice's keys, newest first, never bob's"
+    );
+    let (page, total) = store.list_api_keys(&alice.id, 2, 0).await.unwrap();
+    assert_eq!(
+        (ids(page), total),
+        (vec![k3.id.clone(), k2.id.clone()], 3),
+        "{engine}: page 1"
+    );
+    let (page, total) = store.list_api_keys(&alice.id, 2, 2).await.unwrap();
+    assert_eq!(
+        (ids(page), total),
+        (vec![k1.id.clone()], 3),
+        "{engine}: page 2"
+    );
+    let (bobs, total) = store.list_api_keys(&bob.id, 10, 0).await.unwrap();
+    assert_eq!(
+        (ids(bobs), total),
+        (vec![kb.id.clone()], 1),
+        "{engine}: bob sees only his"
+    );
+    let (none, total) = store.list_api_keys("no-such-user", 10, 0).await.unwrap();
+    assert!(none.is_empty() && total == 0, "{engine}: nobody's keys");
+    assert_eq!(
+        sorted(store.api_key_hashes_of_user(&alice.id).await.unwrap()),
+        vec!["kh-1".to_string(), "kh-2".into(), "kh-3".into()],
+        "{engine}: api_key_hashes_of_user"
+    );
+
+    // Revoking.
+    assert_eq!(
+        store.revoke_api_key(&k1.id, &bob.id).await.unwrap(),
+        None,
+        "{engine}: bob cannot revoke alice's key"
+    );
+    assert!(
+        store.api_key_by_hash("kh-1").await.unwrap().is_some(),
+        "{engine}: and it still works"
+    );
+    assert_eq!(
+        store.revoke_api_key(&k1.id, &alice.id).await.unwrap(),
+        Some("kh-1".to_string()),
+        "{engine}: the owner revokes, learning the hash"
+    );
+    assert!(
+        store.api_key_by_hash("kh-1").await.unwrap().is_none(),
+        "{engine}: a revoked key is not found"
+    );
+    assert_eq!(
+        store.revoke_api_key(&k1.id, &alice.id).await.unwrap(),
+        None,
+        "{engine}: revoking twice"
+    );
+    assert_eq!(
+        store
+            .revoke_api_key("no-such-key", &alice.id)
+            .await
+            .unwrap(),
+        None,
+        "{engine}: an unknown key"
+    );
+    let (all, total) = store.list_api_keys(&alice.id, 10, 0).await.unwrap();
+    assert_eq!(total, 3, "{engine}: revoked keys still listed");
+    let revoked: Vec<_> = all
+        .iter()
+        .filter(|k| k.revoked_at.is_some())
+        .map(|k| k.id.clone())
+        .collect();
+    assert_eq!(revoked, vec![k1.id.clone()], "{engine}: revoked_at shows");
+    assert!(
+        store.api_key_by_hash("kh-2").await.unwrap().is_some(),
+        "{engine}: other keys unaffected"
+    );
+    store.close().await;
+});
 
 // ---------------------------------------------------------------------------------------------
 // Verification tokens
 
-#[tokio::test]
-async fn verification_tokens_work_once_and_expire() {
-    for (engine, url) in common::db::databases().await {
-        let store = migrated(engine, &url).await;
-        store
-            .create_verification("reset:live", "user-123", hours(1))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.take_verification("reset:live").await.unwrap(),
-            Some("user-123".to_string()),
-            "{engine}: first take"
-        );
-        assert_eq!(
-            store.take_verification("reset:live").await.unwrap(),
-            None,
-            "{engine}: second take"
-        );
+each_database!(verification_tokens_work_once_and_expire, |engine, url| {
+    let store = migrated(engine, &url).await;
+    store
+        .create_verification("reset:live", "user-123", hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_verification("reset:live").await.unwrap(),
+        Some("user-123".to_string()),
+        "{engine}: first take"
+    );
+    assert_eq!(
+        store.take_verification("reset:live").await.unwrap(),
+        None,
+        "{engine}: second take"
+    );
 
-        store
-            .create_verification("reset:old", "user-456", hours(-1))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.take_verification("reset:old").await.unwrap(),
-            None,
-            "{engine}: expired"
-        );
-        assert_eq!(
-            scalar!(
-                store,
-                r#"SELECT COUNT(*) FROM "verification" WHERE "identifier" = $1"#,
-                "reset:old"
-            )
-            .unwrap(),
-            0,
-            "{engine}: an expired token is deleted when presented"
-        );
-        assert_eq!(
-            store.take_verification("reset:unknown").await.unwrap(),
-            None,
-            "{engine}: unknown"
-        );
+    store
+        .create_verification("reset:old", "user-456", hours(-1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_verification("reset:old").await.unwrap(),
+        None,
+        "{engine}: expired"
+    );
+    assert_eq!(
+        scalar!(
+            store,
+            r#"SELECT COUNT(*) FROM "verification" WHERE "identifier" = $1"#,
+            "reset:old"
+        )
+        .unwrap(),
+        0,
+        "{engine}: an expired token is deleted when presented"
+    );
+    assert_eq!(
+        store.take_verification("reset:unknown").await.unwrap(),
+        None,
+        "{engine}: unknown"
+    );
 
-        // Taking one identifier leaves the others.
-        store
-            .create_verification("reset:a", "va", hours(1))
-            .await
-            .unwrap();
-        store
-            .create_verification("reset:b", "vb", hours(1))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.take_verification("reset:a").await.unwrap().as_deref(),
-            Some("va"),
-            "{engine}"
-        );
-        assert_eq!(
-            store.take_verification("reset:b").await.unwrap().as_deref(),
-            Some("vb"),
-            "{engine}: b survived taking a"
-        );
-        store.close().await;
-    }
-}
+    // Taking one identifier leaves the others.
+    store
+        .create_verification("reset:a", "va", hours(1))
+        .await
+        .unwrap();
+    store
+        .create_verification("reset:b", "vb", hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_verification("reset:a").await.unwrap().as_deref(),
+        Some("va"),
+        "{engine}"
+    );
+    assert_eq!(
+        store.take_verification("reset:b").await.unwrap().as_deref(),
+        Some("vb"),
+        "{engine}: b survived taking a"
+    );
+    store.close().await;
+});
 
 // ---------------------------------------------------------------------------------------------
 // Deleting a user
@@ -1769,9 +1744,9 @@ async fn populate(store: &Store, user: &User) {
     }
 }
 
-#[tokio::test]
-async fn deleting_a_user_deletes_everything_of_theirs_only() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    deleting_a_user_deletes_everything_of_theirs_only,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         let bob = user(&store, "bob").await;
@@ -1829,14 +1804,14 @@ async fn deleting_a_user_deletes_everything_of_theirs_only() {
         );
         store.close().await;
     }
-}
+);
 
 // ---------------------------------------------------------------------------------------------
 // Timestamps
 
-#[tokio::test]
-async fn timestamps_round_trip_with_millisecond_precision() {
-    for (engine, url) in common::db::databases().await {
+each_database!(
+    timestamps_round_trip_with_millisecond_precision,
+    |engine, url| {
         let store = migrated(engine, &url).await;
 
         let before = now();
@@ -1951,13 +1926,13 @@ async fn timestamps_round_trip_with_millisecond_precision() {
         );
         store.close().await;
     }
-}
+);
 
-/// Usage batches: written whole in one go; a record whose user or key was deleted meanwhile is
-/// kept with those references NULL rather than failing its batch.
-#[tokio::test]
-async fn usage_batches_survive_owners_deleted_meanwhile() {
-    for (engine, url) in common::db::databases().await {
+// Usage batches: written whole in one go; a record whose user or key was deleted meanwhile is
+// kept with those references NULL rather than failing its batch.
+each_database!(
+    usage_batches_survive_owners_deleted_meanwhile,
+    |engine, url| {
         let store = migrated(engine, &url).await;
         let alice = user(&store, "alice").await;
         let record = |user_id: Option<&str>, tokens: u64| gateway::usage::UsageRecord {
@@ -2009,4 +1984,4 @@ async fn usage_batches_survive_owners_deleted_meanwhile() {
         );
         store.close().await;
     }
-}
+);

@@ -7,7 +7,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock (the system's, unless a test pauses it): cool-downs can be tested without
+// waiting them out.
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -213,6 +217,34 @@ mod tests {
             "not stuck behind a lost probe"
         );
         breaker.probe_guard().settle();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_for_the_whole_cooldown_then_probes_once() {
+        let breaker = Breaker::new("t".into(), 1, Duration::from_secs(30));
+        breaker.record_failure("boom", None);
+        tokio::time::advance(Duration::from_millis(29_999)).await;
+        assert_eq!(
+            breaker.admit(),
+            Admission::Refused {
+                retry_in: Duration::from_millis(1)
+            }
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(breaker.admit(), Admission::Probe);
+        let probe = breaker.probe_guard();
+        // While the probe is out, others wait a cool-down for its verdict.
+        assert!(matches!(breaker.admit(), Admission::Refused { .. }));
+        breaker.record_failure("still down", None);
+        probe.settle();
+        assert!(
+            matches!(breaker.admit(), Admission::Refused { retry_in } if retry_in == Duration::from_secs(30)),
+            "a failed probe reopens for a whole cool-down"
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(breaker.admit(), Admission::Probe);
+        breaker.record_success();
+        assert_eq!(breaker.admit(), Admission::Allowed);
     }
 
     #[test]
