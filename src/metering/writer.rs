@@ -62,7 +62,8 @@ impl UsageWriter {
             self.spool
                 .set_aside(std::slice::from_ref(&record), "the usage queue is full");
         }
-        metrics::gauge!("gateway_usage_backlog").set(self.queue.depth() as f64);
+        // (`gateway_usage_backlog` is set by the writer once per batch, not here: a metric
+        // looked up by name on every request costs more than the rest of this call.)
     }
 
     /// Records queued and not yet written.
