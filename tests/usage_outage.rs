@@ -12,6 +12,8 @@ use gateway::config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use common::config::TestConfig;
+
 /// A TCP relay to PostgreSQL that can be switched off: then it closes every relayed connection
 /// and drops new ones as soon as they arrive (a database that went away).
 struct SwitchRelay {
@@ -57,21 +59,20 @@ fn host_port(url: &str) -> String {
     rest.split('/').next().unwrap().to_string()
 }
 
+/// Small batches, a queue of 20 (an outage overflows it fast), one quick retry.
 async fn config(mock_url: &str, db_url: &str, spool: &std::path::Path) -> Config {
-    let extra = format!(
-        r#"
-[metering]
-batch_size = 10
-flush_interval_ms = 20
-max_retries = 1
-retry_backoff_ms = 10
-queue_capacity = 20
-undelivered_file = "{}"
-"#,
-        spool.display()
-    );
-    let text = common::config_text_on(mock_url, db_url, &extra).await;
-    Config::parse(&text, "test", &|_| None).expect("test config is valid")
+    TestConfig::new(mock_url)
+        .await
+        .database(db_url)
+        .metering(|m| {
+            m.batch_size = 10;
+            m.flush_interval = Duration::from_millis(20);
+            m.max_retries = 1;
+            m.retry_backoff = Duration::from_millis(10);
+            m.queue_capacity = 20;
+        })
+        .usage_spool(spool)
+        .build()
 }
 
 async fn send(client: &reqwest::Client, gateway: &str, ids: &[String]) {

@@ -7,6 +7,7 @@ use gateway::config::Config;
 use gateway::mock::MockServer;
 use gateway::GatewayHandle;
 
+pub mod config;
 pub mod db;
 pub mod jwks;
 pub mod limits;
