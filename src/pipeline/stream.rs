@@ -71,18 +71,24 @@ impl ChunkStream {
                         let text = event.data.trim();
                         if text == "[DONE]" {
                             done = true;
-                        } else if text.starts_with("{\"error\"") {
-                            let error = GatewayError::from_answer(
-                                StatusCode::BAD_GATEWAY,
-                                text.as_bytes(),
-                                None,
-                            );
-                            ready.push_back(Err(error));
-                        } else {
-                            ready.push_back(serde_json::from_str(text).map_err(|e| {
-                                GatewayError::bad_gateway(format!("An unreadable chunk: {e}"))
-                            }));
+                            return Ok(());
                         }
+                        let unreadable =
+                            |e| GatewayError::bad_gateway(format!("An unreadable chunk: {e}"));
+                        // Read as a value first: an error event (the gateway's own, or an
+                        // upstream's passed through) is any object with an `error` key.
+                        let item = match serde_json::from_str::<serde_json::Value>(text) {
+                            Ok(value) if value.get("error").is_some() => {
+                                Err(GatewayError::from_answer(
+                                    StatusCode::BAD_GATEWAY,
+                                    text.as_bytes(),
+                                    None,
+                                ))
+                            }
+                            Ok(value) => serde_json::from_value(value).map_err(unreadable),
+                            Err(e) => Err(unreadable(e)),
+                        };
+                        ready.push_back(item);
                         Ok(())
                     });
                     if let Err(e) = fed {

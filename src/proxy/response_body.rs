@@ -312,6 +312,9 @@ impl Body for ProxyBody {
                     };
                     *this.done = true;
                     if let Some(guard) = this.guard.take() {
+                        if !tail.is_empty() {
+                            guard.observe(&tail);
+                        }
                         guard.finish(Outcome::Complete);
                     }
                     return if tail.is_empty() {

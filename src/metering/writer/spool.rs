@@ -51,11 +51,16 @@ impl Spool {
     pub fn set_aside(&self, records: &[UsageRecord], why: &str) {
         let appended = {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            append_json_lines(&self.path, records)
+            let appended = append_json_lines(&self.path, records);
+            // Under the lock: a replay finding no file clears the flag under it too, so it
+            // cannot clear this spill's flag after the fact.
+            if appended.is_ok() {
+                self.pending.store(true, Ordering::Release);
+            }
+            appended
         };
         match appended {
             Ok(()) => {
-                self.pending.store(true, Ordering::Release);
                 metrics::counter!("gateway_usage_records_undelivered_total")
                     .increment(records.len() as u64);
                 tracing::error!(
@@ -84,15 +89,13 @@ impl Spool {
                     if self.path.exists() {
                         std::fs::rename(&self.path, &self.aside).map(|()| true)
                     } else {
+                        self.pending.store(false, Ordering::Release);
                         Ok(false)
                     }
                 };
                 match moved {
                     Ok(true) => {}
-                    Ok(false) => {
-                        self.pending.store(false, Ordering::Release);
-                        return;
-                    }
+                    Ok(false) => return,
                     Err(e) => {
                         tracing::error!(error = %e, file = %self.path.display(), "could not move the undelivered file aside to replay it");
                         return;
@@ -102,7 +105,9 @@ impl Spool {
             match replay_file(&self.aside, store, batch_size.max(1)).await {
                 Ok(replayed) => {
                     if let Err(e) = tokio::fs::remove_file(&self.aside).await {
-                        tracing::error!(error = %e, file = %self.aside.display(), "could not remove the replayed undelivered file");
+                        // Emptied at least, so its records are not written a second time.
+                        let emptied = std::fs::write(&self.aside, b"");
+                        tracing::error!(error = %e, emptied = emptied.is_ok(), file = %self.aside.display(), "could not remove the replayed undelivered file");
                         return;
                     }
                     if replayed > 0 {
@@ -121,28 +126,43 @@ impl Spool {
     }
 }
 
-/// Streams `path` into the database `batch` records at a time. On a failed batch, the file is
-/// cut down to the lines from that batch on.
+/// Streams `path` into the database `batch` records at a time. When anything fails after some
+/// batches were written (the database, reading the file), the file is cut down to the lines
+/// not yet written, so no record is written twice.
 async fn replay_file(path: &Path, store: &Store, batch: usize) -> anyhow::Result<u64> {
+    let mut batch_start = 0u64;
+    let result = replay_from(path, store, batch, &mut batch_start).await;
+    if result.is_err() && batch_start > 0 {
+        keep_from(path, batch_start).await?;
+    }
+    result
+}
+
+/// The replay itself; `batch_start` follows the first line not yet written.
+async fn replay_from(
+    path: &Path,
+    store: &Store,
+    batch: usize,
+    batch_start: &mut u64,
+) -> anyhow::Result<u64> {
     let file = tokio::fs::File::open(path).await?;
     let mut reader = BufReader::new(file);
-    let mut line = String::new();
+    // Bytes, not a String: a torn line (a crash mid-append) must not stop the reading.
+    let mut line = Vec::new();
     let mut records = Vec::with_capacity(batch);
-    // Where the batch being gathered starts in the file.
-    let mut batch_start = 0u64;
     let mut offset = 0u64;
     let mut replayed = 0u64;
     let mut line_number = 0u64;
     loop {
         line.clear();
-        let read = reader.read_line(&mut line).await?;
+        let read = reader.read_until(b'\n', &mut line).await?;
         let at_end = read == 0;
         if !at_end {
             offset += read as u64;
             line_number += 1;
-            let text = line.trim();
+            let text = line.trim_ascii();
             if !text.is_empty() {
-                match serde_json::from_str::<UsageRecord>(text) {
+                match serde_json::from_slice::<UsageRecord>(text) {
                     Ok(record) => records.push(record),
                     Err(e) => {
                         tracing::error!(file = %path.display(), line = line_number, error = %e, "unreadable undelivered usage record skipped")
@@ -151,15 +171,12 @@ async fn replay_file(path: &Path, store: &Store, batch: usize) -> anyhow::Result
             }
         }
         if records.len() >= batch || (at_end && !records.is_empty()) {
-            if let Err(e) = store.insert_usage(&records).await {
-                keep_from(path, batch_start).await?;
-                return Err(e.into());
-            }
+            store.insert_usage(&records).await?;
             metrics::counter!("gateway_usage_records_replayed_total")
                 .increment(records.len() as u64);
             replayed += records.len() as u64;
             records.clear();
-            batch_start = offset;
+            *batch_start = offset;
         }
         if at_end {
             return Ok(replayed);
@@ -263,5 +280,25 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(written, ["r0", "r1", "r2", "r3", "r4", "r5", "r6"]);
+
+        // A torn line (not even UTF-8) between good ones is skipped, not a reason to stop.
+        spool.set_aside(&[record("t0")], "test");
+        {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(spool.path())
+                .unwrap();
+            file.write_all(b"{\"request_id\":\"\xff\xfe\n").unwrap();
+        }
+        spool.set_aside(&[record("t1")], "test");
+        spool.replay(&store, 3).await;
+        assert!(!spool.has_records());
+        let written: Vec<String> =
+            sqlx::query_scalar("SELECT request_id FROM usage_record WHERE request_id LIKE 't%'")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert_eq!(written, ["t0", "t1"]);
     }
 }
