@@ -14,18 +14,24 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 mod identity;
+mod limits;
 mod metering;
+mod pricing;
 
 pub use identity::{
     BetterAuthConfig, DatabaseConfig, IdentityConfig, JwtAlgorithm, JwtConfig, OidcConfig,
     SmtpSettings, SmtpTls,
 };
 use identity::{RawAuth, RawDatabase, RawSmtp};
-pub use metering::{
-    check_limit_set, check_price, limit_set_problems, FailMode, LimitBackend, LimitSet,
-    LimitsConfig, MeteringConfig, MetricsConfig, ModelPrice, PricingConfig, RedisConfig,
+pub use limits::{
+    check_limit_set, limit_set_problems, FailMode, LimitBackend, LimitSet, LimitsConfig,
+    RedisConfig,
 };
-use metering::{RawLimits, RawMetering, RawMetrics, RawPricing, RawRedis};
+use limits::{RawLimits, RawRedis};
+pub use metering::{MeteringConfig, MetricsConfig};
+use metering::{RawMetering, RawMetrics};
+use pricing::RawPricing;
+pub use pricing::{check_price, ModelPrice, PricingConfig};
 
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 25 * 1024 * 1024;
 
@@ -665,11 +671,11 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let database = identity::database(raw.database, &data_dir, env, &mut problems);
     let generate_master_key = raw.auth.generate_master_key;
     let identity = identity::identity(raw.auth, raw.smtp, env, &mut problems);
-    let pricing = metering::pricing(raw.pricing, &mut problems);
+    let pricing = pricing::pricing(raw.pricing, &mut problems);
     let metering_config = metering::metering(raw.metering, &data_dir, &mut problems);
     let metrics = metering::metrics(raw.metrics, env, &mut problems);
-    let redis = metering::redis(raw.redis, env, &mut problems);
-    let limits = metering::limits(raw.limits, redis.as_ref(), &mut problems);
+    let redis = limits::redis(raw.redis, env, &mut problems);
+    let limits = limits::limits(raw.limits, redis.as_ref(), &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
