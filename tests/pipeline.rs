@@ -247,7 +247,11 @@ impl Plugin for Injector {
 #[tokio::test]
 async fn editing_and_frame_plugins_run_on_v1_and_in_process() {
     let injector = Arc::new(Injector::default());
-    let h = common::start_with_plugins(&[injector.clone() as Arc<dyn Plugin>]).await;
+    let h = common::start_with_plugins(
+        common::TRANSLATED_PROVIDERS,
+        &[injector.clone() as Arc<dyn Plugin>],
+    )
+    .await;
 
     // /v1: the body reaches the upstream edited, and the observer sees what the client got.
     let body = json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}],
@@ -272,6 +276,23 @@ async fn editing_and_frame_plugins_run_on_v1_and_in_process() {
         client_text,
         "the observer saw exactly the client's bytes"
     );
+
+    // A translated stream: the observer sees the translator's closing chunks and `[DONE]` too.
+    injector.frames_text.lock().unwrap().clear();
+    let body = json!({"model": "claude-text", "messages": [{"role": "user", "content": "hi"}],
+        "stream": true});
+    let response = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.gateway.url()))
+        .bearer_auth(common::KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let client_text = response.text().await.unwrap();
+    assert!(client_text.ends_with("data: [DONE]\n\n"), "{client_text}");
+    assert_eq!(*injector.frames_text.lock().unwrap(), client_text);
 
     // In process: the same edit.
     let call = CallContext::new(Principal::master(), UsageScope::Summary);

@@ -234,11 +234,12 @@ pub async fn start_on(db_url: &str, extra: &str) -> Harness {
     start_full(db_url, extra, Vec::new()).await
 }
 
-/// The test gateway with `plugins` after the configured ones.
+/// The test gateway with `extra` config and `plugins` after the configured ones.
 pub async fn start_with_plugins(
+    extra: &str,
     plugins: &[std::sync::Arc<dyn gateway::plugins::Plugin>],
 ) -> Harness {
-    start_full("sqlite::memory:", "", plugins.to_vec()).await
+    start_full("sqlite::memory:", extra, plugins.to_vec()).await
 }
 
 async fn start_full(
