@@ -256,14 +256,7 @@ async fn editing_and_frame_plugins_run_on_v1_and_in_process() {
     // /v1: the body reaches the upstream edited, and the observer sees what the client got.
     let body = json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}],
         "temperature": 0.25, "stream": true});
-    let response = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.gateway.url()))
-        .bearer_auth(common::KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = h.post_json("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     let client_text = response.text().await.unwrap();
     let sent: serde_json::Value =
@@ -281,14 +274,7 @@ async fn editing_and_frame_plugins_run_on_v1_and_in_process() {
     injector.frames_text.lock().unwrap().clear();
     let body = json!({"model": "claude-text", "messages": [{"role": "user", "content": "hi"}],
         "stream": true});
-    let response = h
-        .client
-        .post(format!("{}/v1/chat/completions", h.gateway.url()))
-        .bearer_auth(common::KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = h.post_json("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200);
     let client_text = response.text().await.unwrap();
     assert!(client_text.ends_with("data: [DONE]\n\n"), "{client_text}");
@@ -318,4 +304,49 @@ async fn editing_and_frame_plugins_run_on_v1_and_in_process() {
     assert_eq!(response.status(), 400);
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "invalid_request_error");
+}
+
+/// In-process streams fail like /v1 ones: an upstream that stalls mid-stream ends the stream
+/// with an error (not a silent short answer), and a caller that drops the stream is metered as
+/// a client hang-up.
+#[tokio::test]
+async fn an_in_process_stream_that_breaks_or_is_dropped_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let h = start(&db_url, "").await;
+    let (user_id, _) = h.register("streams@example.com").await;
+    let pipeline = &h.gateway.state.pipeline;
+    let call = || CallContext::new(user(&user_id), UsageScope::Chat);
+    let stalling =
+        || ChatRequest::new("stalling-model", vec![ChatMessage::user("tell me")]).streaming();
+
+    // The upstream sends two chunks, then nothing: the idle timeout ends the stream.
+    let ChatAnswer::Stream(chunks) = pipeline.chat(call(), stalling()).await.unwrap().answer else {
+        panic!("a stream expected")
+    };
+    let error = chunks
+        .collect_text()
+        .await
+        .expect_err("a broken stream is an error");
+    assert_eq!(error.code.as_deref(), Some("upstream_timeout"), "{error:?}");
+    h.wait_completed(1).await;
+
+    // The caller reads one chunk and walks away.
+    let ChatAnswer::Stream(mut chunks) = pipeline.chat(call(), stalling()).await.unwrap().answer
+    else {
+        panic!("a stream expected")
+    };
+    assert!(chunks.next().await.expect("a first chunk").is_ok());
+    drop(chunks);
+    h.wait_completed(2).await;
+
+    h.gateway.flush_usage().await;
+    let pool = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("SELECT outcome FROM usage_record WHERE user_id = ? ORDER BY id")
+            .bind(&user_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, ["upstream_failed", "client_disconnected"]);
 }

@@ -12,6 +12,13 @@ use crate::error::GatewayError;
 use crate::translate::openai::ChatRequest;
 use crate::translate::StreamTranslator;
 
+/// `name: api_key`, marked sensitive: the credential header of kinds that send the key as it is.
+pub fn key_header(name: &'static str, api_key: &str) -> Option<(HeaderName, HeaderValue)> {
+    let mut value = HeaderValue::from_str(api_key).ok()?;
+    value.set_sensitive(true);
+    Some((HeaderName::from_static(name), value))
+}
+
 pub trait Adapter: Send + Sync + 'static {
     /// The kind's name in messages ("anthropic", "gemini", "openai").
     fn name(&self) -> &'static str;

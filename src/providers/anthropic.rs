@@ -639,9 +639,7 @@ impl super::Adapter for AnthropicAdapter {
     }
 
     fn auth_header(&self, api_key: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
-        let mut value = http::HeaderValue::from_str(api_key).ok()?;
-        value.set_sensitive(true);
-        Some((http::HeaderName::from_static("x-api-key"), value))
+        super::adapter::key_header("x-api-key", api_key)
     }
 
     fn required_headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {

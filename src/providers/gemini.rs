@@ -691,9 +691,7 @@ impl super::Adapter for GeminiAdapter {
 
     /// `x-goog-api-key` rather than the `?key=` query, so keys stay out of URL logs.
     fn auth_header(&self, api_key: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
-        let mut value = http::HeaderValue::from_str(api_key).ok()?;
-        value.set_sensitive(true);
-        Some((http::HeaderName::from_static("x-goog-api-key"), value))
+        super::adapter::key_header("x-goog-api-key", api_key)
     }
 
     fn chat_path(&self, model: &str, stream: bool) -> String {

@@ -39,11 +39,12 @@ impl Attempt<'_> {
 
 pub struct Attempts<'r> {
     router: &'r Router,
-    /// The requested model, then its fallbacks.
-    chain: Vec<&'r Arc<ModelRoute>>,
-    /// The next model of `chain` to load, and the one being tried.
+    /// The requested model; its fallbacks follow it in the chain (positions 1 on).
+    route: &'r Arc<ModelRoute>,
+    /// The next position of the chain to load, and the model being tried (resolved when it is
+    /// reached: no list is built per request).
     next_route: usize,
-    current: usize,
+    current: Option<&'r Arc<ModelRoute>>,
     /// The current model's targets in the order to try them, and where we are.
     order: Vec<usize>,
     position: usize,
@@ -66,20 +67,11 @@ impl<'r> Attempts<'r> {
         started: Instant,
         request_id: &HeaderValue,
     ) -> Self {
-        // (Fallback names were checked against the models when the config was loaded.)
-        let chain = std::iter::once(route)
-            .chain(
-                route
-                    .fallbacks
-                    .iter()
-                    .filter_map(|name| router.resolve(name)),
-            )
-            .collect();
         Self {
             router,
-            chain,
+            route,
             next_route: 0,
-            current: 0,
+            current: None,
             order: Vec::new(),
             position: 0,
             attempt: 0,
@@ -113,7 +105,11 @@ impl<'r> Attempts<'r> {
                 self.finished = true;
                 return None;
             }
-            let target: &'r Target = &self.chain[self.current].targets[self.order[self.position]];
+            let Some(route) = self.current else {
+                self.finished = true;
+                return None;
+            };
+            let target: &'r Target = &route.targets[self.order[self.position]];
             // The slot first: a probe admitted by the breaker must really be sent.
             let Some(lease) = target.state.try_lease() else {
                 if self.attempt == 0 {
@@ -210,7 +206,7 @@ impl<'r> Attempts<'r> {
     }
 
     fn is_last_target(&self) -> bool {
-        self.current + 1 == self.chain.len() && self.position + 1 == self.order.len()
+        self.next_route > self.route.fallbacks.len() && self.position + 1 == self.order.len()
     }
 
     fn next_target(&mut self) {
@@ -221,9 +217,18 @@ impl<'r> Attempts<'r> {
 
     /// Moves on to the next model of the chain that can be tried; false when none is left.
     fn load_next_route(&mut self) -> bool {
-        while let Some(route) = self.chain.get(self.next_route).copied() {
-            self.current = self.next_route;
+        while self.next_route <= self.route.fallbacks.len() {
+            let position = self.next_route;
             self.next_route += 1;
+            let route = match position {
+                0 => self.route,
+                // (Fallback names were checked against the models when the config was loaded.)
+                n => match self.router.resolve(&self.route.fallbacks[n - 1]) {
+                    Some(route) => route,
+                    None => continue,
+                },
+            };
+            self.current = Some(route);
             if let Some(reason) = &route.unavailable {
                 self.failures.skipped(&route.name, reason);
                 continue;
