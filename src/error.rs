@@ -2,8 +2,8 @@
 //! or the gateway itself) and its status, and renders two ways: as OpenAI's error JSON on /v1
 //! (`to_json`, so SDKs raise their usual exception types) and as the REST shape of the app
 //! endpoints (`to_rest_json`: `{"detail", "code", "field"}`, what FastAPI answers, so the seeds'
-//! frontends show our messages). Identity failures (`AuthError`) and database failures
-//! (`StoreError`) convert into it.
+//! frontends show our messages). Credential failures (`AuthError`, the only error identity keeps
+//! of its own) and database failures (`StoreError`) convert into it.
 
 use std::borrow::Cow;
 
@@ -266,6 +266,23 @@ impl GatewayError {
     /// apart).
     pub fn resource_not_found() -> Self {
         Self::with_status(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    /// 422 worded as the identity endpoints always have: "field: what is wrong".
+    pub fn invalid_field(field: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::invalid(Some(field), format!("{field}: {message}"))
+    }
+
+    /// 409: the request collides with what exists (a taken email or username).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::with_status(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// A failure inside the gateway (database, clock, hashing): the cause goes to the log, the
+    /// client gets a plain 500.
+    pub fn unexpected(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %format_args!("{cause:#}"), "request failed");
+        Self::internal("internal error")
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

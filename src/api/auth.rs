@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, UserCaller};
+use crate::error::GatewayError;
 use crate::identity::accounts::{ClientInfo, PublicUser, Registration};
 use crate::identity::AuthError;
 use crate::state::AppState;
@@ -62,10 +63,13 @@ pub async fn login(
     client: ClientInfo,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Response> {
-    let login = body.email.or(body.username).ok_or(AuthError::Invalid(
-        "email",
-        "email or username is required".into(),
-    ))?;
+    let login = body
+        .email
+        .or(body.username)
+        .ok_or(GatewayError::invalid_field(
+            "email",
+            "email or username is required",
+        ))?;
     let pair = state.identity.login(&login, body.password, &client).await?;
     Ok(Json(pair).into_response())
 }
@@ -137,9 +141,9 @@ pub async fn logout(State(state): Shared, request: axum::extract::Request) -> Ap
     match (&principal, &body.refresh_token) {
         (None, None) => return Err(AuthError::Unauthenticated.into()),
         (Some(p), None) if p.session_id.is_none() => {
-            return Err(AuthError::Invalid(
+            return Err(GatewayError::invalid_field(
                 "refresh_token",
-                "this credential has no session to end".into(),
+                "this credential has no session to end",
             )
             .into())
         }

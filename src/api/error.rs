@@ -42,7 +42,7 @@ impl From<AuthError> for ApiError {
 /// A database failure: a 500 whose cause is logged, not shown.
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
-        AuthError::from(error).into()
+        Self(error.into())
     }
 }
 

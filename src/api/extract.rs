@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::context::Principal;
+use crate::error::GatewayError;
 use crate::identity::accounts::ClientInfo;
-use crate::identity::AuthError;
 use crate::state::AppState;
 
 /// App request bodies are small; this bounds what a client can make us buffer.
@@ -119,7 +119,7 @@ impl FromRequestParts<Arc<AppState>> for UserCaller {
         let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         let user_id = principal
             .user_id()
-            .ok_or(AuthError::Forbidden(
+            .ok_or(GatewayError::forbidden(
                 "This endpoint needs a user's credential, not the master key.",
             ))?
             .to_string();
@@ -139,7 +139,7 @@ impl FromRequestParts<Arc<AppState>> for AdminCaller {
     ) -> Result<Self, ApiError> {
         let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         if !principal.is_admin() {
-            return Err(AuthError::Forbidden("Admin access required.").into());
+            return Err(GatewayError::forbidden("Admin access required.").into());
         }
         Ok(AdminCaller(principal))
     }

@@ -14,8 +14,8 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::extract::{page, Caller, JsonBody, PageQuery, QueryParams};
 use crate::context::{Principal, PrincipalKind};
+use crate::error::GatewayError;
 use crate::identity::api_keys::KeyRequest;
-use crate::identity::AuthError;
 use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -25,7 +25,7 @@ type Shared = State<Arc<AppState>>;
 /// otherwise mint an unlimited one, or revoke its owner's other keys.
 fn owner(principal: &Principal, user_id: Option<String>) -> Result<String, ApiError> {
     if principal.kind == PrincipalKind::ApiKey {
-        return Err(AuthError::Forbidden(
+        return Err(GatewayError::forbidden(
             "API keys cannot manage API keys: sign in (an access or session token) to do that.",
         )
         .into());

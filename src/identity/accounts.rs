@@ -9,6 +9,7 @@ use super::mailer::Mail;
 use super::oidc::{IdentityClaims, OidcError, OidcVerifier};
 use super::{password, tokens, AuthError, Identity};
 use crate::context::{Principal, Role};
+use crate::error::GatewayError;
 use crate::store::sessions::{NewSession, Rotation};
 use crate::store::users::{NewUser, ProfileUpdate, User};
 use crate::store::StoreError;
@@ -76,12 +77,12 @@ pub struct ClientInfo {
 }
 
 /// The instant `ttl` from now, as stored.
-fn expires_after(ttl: std::time::Duration) -> Result<chrono::DateTime<Utc>, AuthError> {
-    let ttl = chrono::Duration::from_std(ttl).map_err(|e| AuthError::Internal(e.into()))?;
+fn expires_after(ttl: std::time::Duration) -> Result<chrono::DateTime<Utc>, GatewayError> {
+    let ttl = chrono::Duration::from_std(ttl).map_err(GatewayError::unexpected)?;
     Ok(crate::store::now() + ttl)
 }
 
-pub fn normalize_email(email: &str) -> Result<String, AuthError> {
+pub fn normalize_email(email: &str) -> Result<String, GatewayError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
@@ -94,14 +95,14 @@ pub fn normalize_email(email: &str) -> Result<String, AuthError> {
     if valid {
         Ok(email)
     } else {
-        Err(AuthError::Invalid(
+        Err(GatewayError::invalid_field(
             "email",
-            "is not a valid email address".into(),
+            "is not a valid email address",
         ))
     }
 }
 
-pub fn normalize_username(username: &str) -> Result<String, AuthError> {
+pub fn normalize_username(username: &str) -> Result<String, GatewayError> {
     let username = username.trim().to_lowercase();
     let valid = (3..=32).contains(&username.len())
         && username
@@ -111,17 +112,17 @@ pub fn normalize_username(username: &str) -> Result<String, AuthError> {
     if valid {
         Ok(username)
     } else {
-        Err(AuthError::Invalid(
+        Err(GatewayError::invalid_field(
             "username",
-            "must be 3 to 32 letters, digits, '_', '.' or '-'".into(),
+            "must be 3 to 32 letters, digits, '_', '.' or '-'",
         ))
     }
 }
 
 impl Identity {
-    fn check_new_password(&self, password: &str) -> Result<(), AuthError> {
+    fn check_new_password(&self, password: &str) -> Result<(), GatewayError> {
         if password.chars().count() < self.config.min_password_length {
-            return Err(AuthError::Invalid(
+            return Err(GatewayError::invalid_field(
                 "password",
                 format!(
                     "must be at least {} characters",
@@ -130,7 +131,7 @@ impl Identity {
             ));
         }
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(AuthError::Invalid(
+            return Err(GatewayError::invalid_field(
                 "password",
                 format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
             ));
@@ -143,7 +144,7 @@ impl Identity {
         &self,
         registration: Registration,
         role: Role,
-    ) -> Result<User, AuthError> {
+    ) -> Result<User, GatewayError> {
         let email = normalize_email(&registration.email)?;
         let username = registration
             .username
@@ -159,12 +160,14 @@ impl Identity {
             .or_else(|| username.clone())
             .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
         if name.chars().count() > 200 {
-            return Err(AuthError::Invalid(
+            return Err(GatewayError::invalid_field(
                 "name",
-                "must be at most 200 characters".into(),
+                "must be at most 200 characters",
             ));
         }
-        let hash = password::hash(registration.password).await?;
+        let hash = password::hash(registration.password)
+            .await
+            .map_err(GatewayError::unexpected)?;
         let new = NewUser {
             email: &email,
             username: username.as_deref(),
@@ -175,7 +178,7 @@ impl Identity {
         };
         match self.store.create_user(&new, Some(&hash), None).await {
             Ok(user) => Ok(user),
-            Err(StoreError::Conflict) => Err(AuthError::Conflict(
+            Err(StoreError::Conflict) => Err(GatewayError::conflict(
                 "An account with this email or username already exists.",
             )),
             Err(e) => Err(e.into()),
@@ -186,9 +189,9 @@ impl Identity {
         &self,
         registration: Registration,
         client: &ClientInfo,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<TokenPair, GatewayError> {
         if !self.config.allow_registration {
-            return Err(AuthError::Forbidden("Registration is closed."));
+            return Err(GatewayError::forbidden("Registration is closed."));
         }
         let user = self.create_user(registration, Role::User).await?;
         self.start_session(user, client).await
@@ -202,13 +205,13 @@ impl Identity {
         login: &str,
         password: String,
         client: &ClientInfo,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<TokenPair, GatewayError> {
         let login = login.trim().to_lowercase();
         if login.is_empty() {
-            return Err(AuthError::Invalid("email", "is required".into()));
+            return Err(GatewayError::invalid_field("email", "is required"));
         }
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::InvalidCredentials.into());
         }
         let account_key = format!("login:{login}");
         let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
@@ -236,7 +239,7 @@ impl Identity {
                 if let Some(key) = &address_key {
                     self.address_throttle.record_failure(key);
                 }
-                Err(AuthError::InvalidCredentials)
+                Err(AuthError::InvalidCredentials.into())
             }
         }
     }
@@ -246,7 +249,7 @@ impl Identity {
         &self,
         user: User,
         client: &ClientInfo,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<TokenPair, GatewayError> {
         let expires_at = expires_after(self.config.refresh_ttl)?;
         let placeholder = tokens::token_hash(&tokens::opaque_token(""));
         let session_id = self
@@ -276,9 +279,12 @@ impl Identity {
         user: User,
         session_id: &str,
         refresh: String,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<TokenPair, GatewayError> {
         let role = Role::from_db(user.role.as_deref());
-        let access = self.jwt.issue(&user.id, session_id, role.as_str())?;
+        let access = self
+            .jwt
+            .issue(&user.id, session_id, role.as_str())
+            .map_err(GatewayError::unexpected)?;
         Ok(TokenPair {
             access_token: access,
             token_type: "bearer",
@@ -289,7 +295,7 @@ impl Identity {
     }
 
     /// Swaps a refresh token for a new pair. A token already swapped once ends its session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, GatewayError> {
         let next = tokens::opaque_token("rt_");
         let next_expires_at = expires_after(self.config.refresh_ttl)?;
         let rotation = self
@@ -305,11 +311,11 @@ impl Identity {
                 let session_id = owner.session_id.clone();
                 self.token_pair(owner.user, &session_id, next)
             }
-            Rotation::Rotated { .. } | Rotation::Invalid => Err(AuthError::InvalidToken),
+            Rotation::Rotated { .. } | Rotation::Invalid => Err(AuthError::InvalidToken.into()),
             Rotation::Reused { session_id } => {
                 tracing::warn!(session = %session_id, "a used refresh token was presented again; the session is ended");
                 self.forget_sessions(std::slice::from_ref(&session_id));
-                Err(AuthError::InvalidToken)
+                Err(AuthError::InvalidToken.into())
             }
         }
     }
@@ -319,7 +325,7 @@ impl Identity {
         &self,
         principal: Option<&Principal>,
         refresh_token: Option<&str>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), GatewayError> {
         let target = match (principal, refresh_token) {
             (Some(p), _) if p.session_id.is_some() => p
                 .session_id
@@ -333,7 +339,7 @@ impl Identity {
             _ => None,
         };
         let Some((session_id, user_id)) = target else {
-            return Err(AuthError::InvalidToken);
+            return Err(AuthError::InvalidToken.into());
         };
         self.store.delete_session(&session_id, &user_id).await?;
         self.forget_sessions(&[session_id]);
@@ -345,20 +351,22 @@ impl Identity {
         principal: &Principal,
         current: String,
         new: String,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), GatewayError> {
         let user_id = principal
             .user_id()
-            .ok_or(AuthError::Forbidden("The master key has no password."))?;
+            .ok_or(GatewayError::forbidden("The master key has no password."))?;
         let key = format!("password:{user_id}");
         self.throttle.check(&key).map_err(AuthError::Throttled)?;
         let hash = self.store.password_hash(user_id).await?;
         if !password::verify(current, hash).await {
             self.throttle.record_failure(&key);
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::InvalidCredentials.into());
         }
         self.throttle.record_success(&key);
         self.check_new_password(&new)?;
-        let hash = password::hash(new).await?;
+        let hash = password::hash(new)
+            .await
+            .map_err(GatewayError::unexpected)?;
         self.store.set_password(user_id, &hash).await?;
         // Every other session ends; the one changing the password stays signed in.
         let ended = self
@@ -373,7 +381,7 @@ impl Identity {
     /// way, and the token is stored and the mail sent on their own task, so the answer takes
     /// as long either way too (one lookup). At most `login_max_failures` mails go to one
     /// address per window: more are dropped silently, so the endpoint cannot flood a mailbox.
-    pub async fn request_password_reset(&self, email: &str) -> Result<(), AuthError> {
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), GatewayError> {
         let email = normalize_email(email)?;
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
@@ -417,7 +425,7 @@ impl Identity {
     }
 
     /// Sets a new password with a reset token (once) and ends every session of the user.
-    pub async fn reset_password(&self, token: &str, new: String) -> Result<(), AuthError> {
+    pub async fn reset_password(&self, token: &str, new: String) -> Result<(), GatewayError> {
         self.check_new_password(&new)?;
         let identifier = format!("{RESET_PREFIX}{}", tokens::token_hash(token.trim()));
         let user_id = self
@@ -425,7 +433,9 @@ impl Identity {
             .take_verification(&identifier)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        let hash = password::hash(new).await?;
+        let hash = password::hash(new)
+            .await
+            .map_err(GatewayError::unexpected)?;
         self.store.set_password(&user_id, &hash).await?;
         let ended = self.store.delete_user_sessions(&user_id, None).await?;
         self.forget_sessions(&ended);
@@ -436,12 +446,12 @@ impl Identity {
         &self,
         user_id: &str,
         update: ProfileUpdate<'_>,
-    ) -> Result<User, AuthError> {
+    ) -> Result<User, GatewayError> {
         if let Some(name) = update.name {
             if name.trim().is_empty() || name.chars().count() > 200 {
-                return Err(AuthError::Invalid(
+                return Err(GatewayError::invalid_field(
                     "name",
-                    "must be 1 to 200 characters".into(),
+                    "must be 1 to 200 characters",
                 ));
             }
         }
@@ -457,18 +467,18 @@ impl Identity {
         };
         match self.store.update_profile(user_id, &update).await {
             Ok(Some(user)) => Ok(user),
-            Ok(None) => Err(AuthError::NotFound),
-            Err(StoreError::Conflict) => Err(AuthError::Conflict("This username is taken.")),
+            Ok(None) => Err(GatewayError::resource_not_found()),
+            Err(StoreError::Conflict) => Err(GatewayError::conflict("This username is taken.")),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Deletes a user with all their data, and forgets their cached sessions and keys.
-    pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), GatewayError> {
         let sessions = self.store.session_ids_of_user(user_id).await?;
         let keys = self.store.api_key_hashes_of_user(user_id).await?;
         if !self.store.delete_user(user_id).await? {
-            return Err(AuthError::NotFound);
+            return Err(GatewayError::resource_not_found());
         }
         self.forget_sessions(&sessions);
         for hash in keys {
@@ -485,29 +495,29 @@ impl Identity {
         id_token: &str,
         name: Option<String>,
         client: &ClientInfo,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<TokenPair, GatewayError> {
         let verifier: &OidcVerifier = match provider {
             "google" => self.google.as_ref(),
             _ => self.apple.as_ref(),
         }
-        .ok_or(AuthError::Forbidden(
+        .ok_or(GatewayError::forbidden(
             "This sign-in provider is not configured.",
         ))?;
         let claims = verifier.verify(id_token).await.map_err(|e| match e {
             OidcError::Invalid(reason) => {
                 tracing::info!(provider, reason = %reason, "ID token refused");
-                AuthError::InvalidToken
+                AuthError::InvalidToken.into()
             }
-            OidcError::Unavailable(reason) => AuthError::Unavailable(format!(
+            OidcError::Unavailable(reason) => GatewayError::service_unavailable(format!(
                 "{provider} sign-in is unavailable right now: {reason}"
             )),
             OidcError::NotConfigured => {
-                AuthError::Forbidden("This sign-in provider is not configured.")
+                GatewayError::forbidden("This sign-in provider is not configured.")
             }
         })?;
         let user = self.user_for_provider(provider, &claims, name).await?;
         if user.is_banned() {
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::InvalidCredentials.into());
         }
         self.start_session(user, client).await
     }
@@ -517,7 +527,7 @@ impl Identity {
         provider: &'static str,
         claims: &IdentityClaims,
         name: Option<String>,
-    ) -> Result<User, AuthError> {
+    ) -> Result<User, GatewayError> {
         if let Some(user) = self
             .store
             .user_by_provider_account(provider, &claims.subject)
@@ -528,12 +538,12 @@ impl Identity {
         let email = claims
             .email
             .as_deref()
-            .ok_or(AuthError::Invalid("id_token", "carries no email".into()))
+            .ok_or(GatewayError::invalid_field("id_token", "carries no email"))
             .and_then(normalize_email)?;
         if let Some(user) = self.store.user_by_email(&email).await? {
             // Linking by email is safe only when the provider vouches for the address.
             if !claims.email_verified {
-                return Err(AuthError::Conflict(
+                return Err(GatewayError::conflict(
                     "An account with this email exists; sign in with its password first.",
                 ));
             }
@@ -569,7 +579,7 @@ impl Identity {
                 .store
                 .user_by_provider_account(provider, &claims.subject)
                 .await?
-                .ok_or(AuthError::Conflict(
+                .ok_or(GatewayError::conflict(
                     "An account with this email already exists.",
                 )),
             Err(e) => Err(e.into()),

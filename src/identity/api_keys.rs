@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{tokens, AuthError, Identity, API_KEY_PREFIX};
+use super::{tokens, Identity, API_KEY_PREFIX};
+use crate::error::GatewayError;
 use crate::store::api_keys::{ApiKey, NewApiKey};
 
 /// How many characters of a key are kept to recognise it: `sk-` plus 8.
@@ -56,27 +57,27 @@ impl Identity {
         &self,
         user_id: &str,
         request: KeyRequest,
-    ) -> Result<CreatedKey, AuthError> {
+    ) -> Result<CreatedKey, GatewayError> {
         let name = request.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(AuthError::Invalid(
+            return Err(GatewayError::invalid_field(
                 "name",
-                "must be 1 to 100 characters".into(),
+                "must be 1 to 100 characters",
             ));
         }
         if let Some(at) = request.expires_at {
             if at <= Utc::now() {
-                return Err(AuthError::Invalid(
+                return Err(GatewayError::invalid_field(
                     "expires_at",
-                    "must be in the future".into(),
+                    "must be in the future",
                 ));
             }
         }
         if let Some(models) = &request.allowed_models {
             if models.len() > 100 || models.iter().any(|m| m.trim().is_empty()) {
-                return Err(AuthError::Invalid(
+                return Err(GatewayError::invalid_field(
                     "allowed_models",
-                    "must be at most 100 non-empty model names".into(),
+                    "must be at most 100 non-empty model names",
                 ));
             }
         }
@@ -104,18 +105,18 @@ impl Identity {
         user_id: &str,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<KeyView>, i64), AuthError> {
+    ) -> Result<(Vec<KeyView>, i64), GatewayError> {
         let (keys, total) = self.store.list_api_keys(user_id, limit, offset).await?;
         Ok((keys.into_iter().map(KeyView::from).collect(), total))
     }
 
     /// Revokes one of the user's keys; another user's key id is simply not found.
-    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<(), AuthError> {
+    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<(), GatewayError> {
         let hash = self
             .store
             .revoke_api_key(key_id, user_id)
             .await?
-            .ok_or(AuthError::NotFound)?;
+            .ok_or(GatewayError::resource_not_found())?;
         self.forget_key(&hash);
         Ok(())
     }

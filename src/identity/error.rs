@@ -1,9 +1,13 @@
-//! What can go wrong proving who someone is. Messages are generic on purpose: a failed login
-//! never says whether the email exists, and no message carries a secret.
+//! Credential failures: the only errors identity has of its own. Everything else it refuses (a
+//! bad field, a taken email, a missing user) is a [`GatewayError`] from the start. Messages are
+//! generic on purpose: a failed login never says whether the email exists, and no message
+//! carries a secret.
 
 use std::time::Duration;
 
 use http::StatusCode;
+
+use crate::error::GatewayError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -13,53 +17,11 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("The token is invalid or has expired.")]
     InvalidToken,
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("Not found.")]
-    NotFound,
-    #[error("{0}")]
-    Conflict(&'static str),
-    /// A field of the request is missing or malformed: (field, what is wrong).
-    #[error("{0}: {1}")]
-    Invalid(&'static str, String),
     #[error("Too many attempts. Try again later.")]
     Throttled(Duration),
-    #[error("{0}")]
-    Unavailable(String),
+    /// The credential could not be checked (the database is down): not the caller's fault.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
-}
-
-impl AuthError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AuthError::Unauthenticated
-            | AuthError::InvalidCredentials
-            | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
-            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AuthError::NotFound => StatusCode::NOT_FOUND,
-            AuthError::Conflict(_) => StatusCode::CONFLICT,
-            AuthError::Invalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::Unauthenticated => "not_authenticated",
-            AuthError::InvalidCredentials => "invalid_credentials",
-            AuthError::InvalidToken => "invalid_token",
-            AuthError::Forbidden(_) => "forbidden",
-            AuthError::NotFound => "not_found",
-            AuthError::Conflict(_) => "conflict",
-            AuthError::Invalid(..) => "invalid_request",
-            AuthError::Throttled(_) => "too_many_attempts",
-            AuthError::Unavailable(_) => "unavailable",
-            AuthError::Internal(_) => "internal_error",
-        }
-    }
 }
 
 impl From<crate::store::StoreError> for AuthError {
@@ -68,25 +30,20 @@ impl From<crate::store::StoreError> for AuthError {
     }
 }
 
-/// An identity failure in the one error type, as the REST endpoints answer it (the /v1 auth
-/// plugin words credential failures OpenAI's way instead: see `plugins::auth`).
-impl From<AuthError> for crate::error::GatewayError {
+/// A credential failure as the REST endpoints answer it (the /v1 auth plugin words them
+/// OpenAI's way instead: see `plugins::auth`).
+impl From<AuthError> for GatewayError {
     fn from(error: AuthError) -> Self {
-        let mut out = crate::error::GatewayError::with_status(
-            error.status(),
-            error.code(),
-            error.to_string(),
-        );
-        match &error {
-            AuthError::Invalid(field, _) => out.param = Some(std::borrow::Cow::Borrowed(field)),
-            AuthError::Throttled(wait) => {
-                out.retry_after = Some(crate::limits::headers::retry_after_secs(*wait))
-            }
-            AuthError::Internal(e) => {
-                // The cause goes to the log, not to the client.
-                tracing::error!(error = %format!("{e:#}"), "request failed");
-            }
-            _ => {}
+        let (status, code) = match &error {
+            AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "not_authenticated"),
+            AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AuthError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AuthError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            AuthError::Internal(cause) => return GatewayError::unexpected(format!("{cause:#}")),
+        };
+        let mut out = GatewayError::with_status(status, code, error.to_string());
+        if let AuthError::Throttled(wait) = error {
+            out.retry_after = Some(crate::limits::headers::retry_after_secs(wait));
         }
         out
     }

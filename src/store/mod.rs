@@ -70,6 +70,14 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A database failure as the one error type: a 500 whose cause is logged, never shown. (A
+/// conflict that a caller means to report, a taken email say, is matched before this.)
+impl From<StoreError> for crate::error::GatewayError {
+    fn from(error: StoreError) -> Self {
+        crate::error::GatewayError::unexpected(crate::error::error_chain(&error))
+    }
+}
+
 /// One migration and whether it has been applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationState {
