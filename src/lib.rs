@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod routing;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! Seed 002's admin endpoints, for the admin role (or the master key) only.
+//! Seed 002's admin endpoints, for the admin role (or the master key) only. The rules are
+//! [`services::Users`](crate::services::Users)'.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use serde_json::json;
 
 use super::error::ApiResult;
 use super::extract::{page, AdminCaller, PageQuery, QueryParams};
-use crate::identity::accounts::PublicUser;
+use crate::services::Users;
 use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -19,8 +20,7 @@ pub async fn list_users(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
-    let (users, total) = state.store.list_users(bounds.0, bounds.1).await?;
-    let users: Vec<PublicUser> = users.into_iter().map(PublicUser::from).collect();
+    let (users, total) = Users::new(&state).list(bounds).await?;
     Ok(Json(page(users, total, bounds)))
 }
 
@@ -30,22 +30,17 @@ pub async fn list_sessions(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let bounds = query.bounds();
-    let (sessions, total) = state
-        .identity
-        .store
-        .list_sessions(bounds.0, bounds.1)
-        .await?;
+    let (sessions, total) = Users::new(&state).sessions(bounds).await?;
     Ok(Json(page(sessions, total, bounds)))
 }
 
-/// Deletes a user and everything they own (sessions, keys, prompts, threads, usage, memories).
+/// Deletes a user and everything they own.
 pub async fn delete_user(
     State(state): Shared,
     AdminCaller(admin): AdminCaller,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    state.identity.delete_user(&user_id).await?;
-    tracing::info!(admin = %admin.id, user = %user_id, "user deleted with their data");
+    Users::new(&state).delete(&admin, &user_id).await?;
     Ok(Json(
         json!({ "detail": "User and their data deleted.", "id": user_id }),
     ))

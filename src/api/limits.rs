@@ -6,7 +6,8 @@
 //! - `GET /api/v1/limits`
 //!
 //! An override replaces the subject's tier (when it names one) and sets any of the five limits;
-//! what it leaves out comes from the tier. PUT replaces the whole override.
+//! what it leaves out comes from the tier. PUT replaces the whole override. The rules are
+//! [`services::LimitOverrides`](crate::services::LimitOverrides)'.
 
 use std::sync::Arc;
 
@@ -15,14 +16,17 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{AdminCaller, JsonBody, UserCaller};
-use crate::config::{limit_set_problems, LimitSet};
-use crate::limits::overrides::{effective, Effective};
-use crate::limits::plan::{to_usd, ScopeAsk, ScopeStatus};
-use crate::limits::{headers, ScopeKind};
+use crate::config::LimitSet;
+use crate::context::Principal;
+use crate::limits::headers;
+use crate::limits::overrides::Effective;
+use crate::limits::plan::{to_usd, ScopeStatus};
+use crate::services::limit_overrides::{OverrideRequest, OverrideState};
+use crate::services::LimitOverrides;
 use crate::state::AppState;
-use crate::store::limit_overrides::{LimitOverride, Subject};
+use crate::store::limit_overrides::Subject;
 
 type Shared = State<Arc<AppState>>;
 
@@ -50,35 +54,6 @@ impl OverrideBody {
     }
 }
 
-fn validate(state: &AppState, body: &OverrideBody) -> ApiResult<()> {
-    if let Some(tier) = &body.tier {
-        let tiers = state.limits.as_ref().map(|l| &l.config().tiers);
-        if !tiers.is_some_and(|t| t.contains_key(tier)) {
-            let known: Vec<&str> = tiers
-                .map(|t| t.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            return Err(ApiError::invalid(
-                Some("tier"),
-                format!(
-                    "tier: no tier named \"{tier}\" under [limits.tiers] (known: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-        }
-    }
-    if let Some((field, problem)) = limit_set_problems(&body.limit_set()).into_iter().next() {
-        return Err(ApiError::invalid(
-            Some(field),
-            format!("{field}: {problem}"),
-        ));
-    }
-    Ok(())
-}
-
 fn limits_json(set: &LimitSet) -> Value {
     json!({
         "requests_per_minute": set.requests_per_minute,
@@ -95,92 +70,51 @@ fn effective_json(e: &Effective) -> Value {
     value
 }
 
-fn kind_of(subject: Subject<'_>) -> ScopeKind {
-    match subject {
-        Subject::User(_) => ScopeKind::User,
-        Subject::ApiKey(_) => ScopeKind::Key,
-    }
-}
-
-/// `{"override": ..., "effective": ...}` for one subject.
-fn answer(state: &AppState, subject: Subject<'_>, over: Option<&LimitOverride>) -> Value {
-    let config = state.limits.as_ref().map(|l| l.config());
-    let eff = effective(config, kind_of(subject), over);
+/// `{"override": ..., "effective": ..., "enforced": ...}` for one subject.
+fn answer(subject: Subject<'_>, state: &OverrideState) -> Value {
     let (field, id) = match subject {
         Subject::User(id) => ("user_id", id),
         Subject::ApiKey(id) => ("key_id", id),
     };
     let mut value = json!({
-        "override": over,
-        "effective": effective_json(&eff),
-        "enforced": state.limits.is_some(),
+        "override": state.over,
+        "effective": effective_json(&state.effective),
+        "enforced": state.enforced,
     });
     value[field] = json!(id);
     value
 }
 
-/// 404 unless the user or key exists.
-async fn ensure_exists(state: &AppState, subject: Subject<'_>) -> ApiResult<()> {
-    let store = &state.store;
-    let found = match subject {
-        Subject::User(id) => store.user_by_id(id).await?.is_some(),
-        Subject::ApiKey(id) => store.api_key_owner(id).await?.is_some(),
-    };
-    if found {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
 async fn get_override(state: &AppState, subject: Subject<'_>) -> ApiResult<Json<Value>> {
-    ensure_exists(state, subject).await?;
-    let over = state.store.limit_override(subject).await?;
-    Ok(Json(answer(state, subject, over.as_ref())))
+    let now = LimitOverrides::new(state).get(subject).await?;
+    Ok(Json(answer(subject, &now)))
 }
 
 async fn put_override(
     state: &AppState,
-    admin: &crate::context::Principal,
+    admin: &Principal,
     subject: Subject<'_>,
     body: OverrideBody,
 ) -> ApiResult<Json<Value>> {
-    validate(state, &body)?;
-    ensure_exists(state, subject).await?;
-    let over = state
-        .identity
-        .store
-        .put_limit_override(subject, body.tier.as_deref(), &body.limit_set())
+    let request = OverrideRequest {
+        limits: body.limit_set(),
+        tier: body.tier,
+    };
+    let now = LimitOverrides::new(state)
+        .put(admin, subject, request)
         .await?;
-    if let Some(limits) = &state.limits {
-        limits.invalidate(kind_of(subject), subject_id(subject));
-    }
-    tracing::info!(admin = %admin.id, subject = ?subject, "limit override set");
-    Ok(Json(answer(state, subject, Some(&over))))
+    Ok(Json(answer(subject, &now)))
 }
 
 async fn delete_override(
     state: &AppState,
-    admin: &crate::context::Principal,
+    admin: &Principal,
     subject: Subject<'_>,
 ) -> ApiResult<Json<Value>> {
-    ensure_exists(state, subject).await?;
-    let deleted = state.store.delete_limit_override(subject).await?;
-    if let Some(limits) = &state.limits {
-        limits.invalidate(kind_of(subject), subject_id(subject));
-    }
-    if deleted {
-        tracing::info!(admin = %admin.id, subject = ?subject, "limit override removed");
-    }
-    let mut value = answer(state, subject, None);
+    let (now, deleted) = LimitOverrides::new(state).delete(admin, subject).await?;
+    let mut value = answer(subject, &now);
     value["deleted"] = json!(deleted);
     Ok(Json(value))
-}
-
-fn subject_id(subject: Subject<'_>) -> &str {
-    match subject {
-        Subject::User(id) | Subject::ApiKey(id) => id,
-    }
 }
 
 pub async fn get_user(
@@ -236,55 +170,25 @@ pub async fn delete_key(
 /// The caller's own limits: their account's, and the API key's when they call with one, each
 /// with what is left right now.
 pub async fn mine(State(state): Shared, caller: UserCaller) -> ApiResult<Json<Value>> {
-    let store = &state.store;
-    let config = state.limits.as_ref().map(|l| l.config());
-    let mut subjects: Vec<(ScopeKind, Arc<str>)> = Vec::new();
-    if let Some(key) = &caller.principal.key_id {
-        subjects.push((ScopeKind::Key, key.clone()));
-    }
-    subjects.push((ScopeKind::User, caller.principal.id.clone()));
-    let mut effectives = Vec::new();
-    for (kind, id) in &subjects {
-        let subject = match kind {
-            ScopeKind::Key => Subject::ApiKey(id),
-            _ => Subject::User(id),
-        };
-        let over = store.limit_override(subject).await?;
-        effectives.push(effective(config, *kind, over.as_ref()));
-    }
-    let statuses = match &state.limits {
-        Some(limits) => {
-            let scopes = subjects
-                .iter()
-                .zip(&effectives)
-                .map(|((kind, id), e)| ScopeAsk::new(*kind, id.clone(), &e.limits, 0))
-                .collect();
-            limits.peek(scopes).await
-        }
-        None => None,
-    };
-    let scopes: Vec<Value> = subjects
+    let service = LimitOverrides::new(&state);
+    let scopes: Vec<Value> = service
+        .mine(&caller.principal)
+        .await?
         .iter()
-        .zip(&effectives)
-        .enumerate()
-        .map(|(i, ((kind, id), e))| {
-            let remaining = statuses
-                .as_ref()
-                .and_then(|s| s.get(i))
-                .map(|s| remaining_json(&e.limits, s));
+        .map(|scope| {
             json!({
-                "scope": kind.as_str(),
-                "id": &**id,
-                "tier": e.tier,
-                "limits": limits_json(&e.limits),
-                "remaining": remaining,
+                "scope": scope.kind.as_str(),
+                "id": &*scope.id,
+                "tier": scope.effective.tier,
+                "limits": limits_json(&scope.effective.limits),
+                "remaining": scope.remaining.as_ref().map(|s| remaining_json(&scope.effective.limits, s)),
             })
         })
         .collect();
     Ok(Json(json!({
         "user_id": caller.user_id,
-        "enforced": state.limits.is_some(),
-        "backend": state.limits.as_ref().map(|l| l.backend_name()),
+        "enforced": service.backend().is_some(),
+        "backend": service.backend(),
         "scopes": scopes,
     })))
 }

@@ -16,19 +16,11 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{page, AdminCaller, Caller, PageQuery, QueryParams};
-use crate::context::Principal;
+use crate::services::Usage;
 use crate::state::AppState;
 use crate::store::usage_queries::{round_usd, Until, UsageFilter, UsageRow, UsageTotals};
-use crate::store::Store;
 
 type Shared = State<Arc<AppState>>;
-
-/// The most records one message's details list (a message has a handful).
-const MESSAGE_RECORDS: i64 = 1_000;
-
-fn store(state: &AppState) -> &Store {
-    &state.store
-}
 
 /// The filters and page of every usage list. The page fields are spelled out (not flattened
 /// from [`PageQuery`]) so the query-string deserializer parses them as numbers.
@@ -115,33 +107,6 @@ fn parse_time(value: &str, field: &'static str, end: bool) -> ApiResult<(DateTim
         })
 }
 
-/// Whose usage: the caller's own, or (admins only) the `user_id` named. Another user's id is a
-/// 404 for a non-admin, as everywhere else: ids are not to be probed.
-fn owner(principal: &Principal, user_id: Option<&str>) -> ApiResult<String> {
-    let own = principal.user_id();
-    match user_id {
-        Some(other) if Some(other) == own || principal.is_admin() => Ok(other.to_string()),
-        Some(_) => Err(ApiError::not_found()),
-        None => own.map(str::to_string).ok_or_else(|| {
-            ApiError::invalid(
-                Some("user_id"),
-                "the master key has no usage of its own: name the user_id, or use \
-                 /api/v1/admin/usage",
-            )
-        }),
-    }
-}
-
-/// May `principal` see what `owner_id` owns, in a thread that may be deleted? Admins see
-/// everything; anyone else only their own, in threads not deleted; everything else is a 404.
-fn check_visible(principal: &Principal, owner_id: &str, deleted: bool) -> ApiResult<()> {
-    if principal.is_admin() || (principal.user_id() == Some(owner_id) && !deleted) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
 /// Seed 004's usage_details row: one usage record, `price` its cost (also as `cost_usd`).
 #[derive(Serialize)]
 struct Detail<'a> {
@@ -201,19 +166,15 @@ pub async fn message_details(
     Caller(principal): Caller,
     Path(message_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = store(&state);
-    let message = store
-        .message_owner(&message_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_visible(&principal, &message.user_id, message.deleted)?;
-    let (rows, totals) = store.message_usage(&message_id, MESSAGE_RECORDS).await?;
-    let items: Vec<Detail> = rows.iter().map(detail).collect();
+    let usage = Usage::new(&state)
+        .of_message(&principal, &message_id)
+        .await?;
+    let items: Vec<Detail> = usage.records.iter().map(detail).collect();
     Ok(Json(json!({
         "message_id": message_id,
-        "conversation_id": message.thread_id,
+        "conversation_id": usage.message.thread_id,
         "items": items,
-        "totals": detail_totals(&totals),
+        "totals": detail_totals(&usage.totals),
     })))
 }
 
@@ -224,13 +185,9 @@ pub async fn conversation_details(
     Caller(principal): Caller,
     Path(conversation_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = store(&state);
-    let thread = store
-        .thread_owner(&conversation_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_visible(&principal, &thread.user_id, thread.deleted)?;
-    let usage = store.thread_usage(&conversation_id).await?;
+    let usage = Usage::new(&state)
+        .of_thread(&principal, &conversation_id)
+        .await?;
     let by_model: Vec<Value> = usage
         .by_model
         .iter()
@@ -274,11 +231,14 @@ pub async fn summary(
     Caller(principal): Caller,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> ApiResult<Json<Value>> {
-    let user_id = owner(&principal, given(&query.user_id))?;
-    let filter = query.filter(Some(user_id))?;
     let bounds = query.bounds();
-    let result = store(&state)
-        .usage_by_day_and_model(&filter, bounds.0, bounds.1)
+    let result = Usage::new(&state)
+        .summary(
+            &principal,
+            given(&query.user_id),
+            query.filter(None)?,
+            bounds,
+        )
         .await?;
     Ok(Json(summary_page(result, bounds)))
 }
@@ -289,11 +249,15 @@ pub async fn records(
     Caller(principal): Caller,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> ApiResult<Json<Value>> {
-    let user_id = owner(&principal, given(&query.user_id))?;
-    let filter = query.filter(Some(user_id))?;
     let bounds = query.bounds();
-    let result = store(&state)
-        .usage_records(&filter, query.before_id, bounds.0, bounds.1)
+    let result = Usage::new(&state)
+        .records(
+            &principal,
+            given(&query.user_id),
+            query.filter(None)?,
+            query.before_id,
+            bounds,
+        )
         .await?;
     Ok(Json(records_page(result, bounds)))
 }
@@ -305,17 +269,9 @@ pub async fn key_summary(
     Path(key_id): Path<String>,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> ApiResult<Json<Value>> {
-    let store = store(&state);
-    let owner_id = store
-        .api_key_owner(&key_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_visible(&principal, &owner_id, false)?;
-    let mut filter = query.filter(None)?;
-    filter.api_key_id = Some(key_id.clone());
     let bounds = query.bounds();
-    let result = store
-        .usage_by_day_and_model(&filter, bounds.0, bounds.1)
+    let result = Usage::new(&state)
+        .of_key(&principal, &key_id, query.filter(None)?, bounds)
         .await?;
     let mut value = summary_page(result, bounds);
     value["key_id"] = json!(key_id);
@@ -330,9 +286,7 @@ pub async fn admin_summary(
 ) -> ApiResult<Json<Value>> {
     let filter = query.filter(given(&query.user_id).map(str::to_string))?;
     let bounds = query.bounds();
-    let result = store(&state)
-        .usage_by_user_day_and_model(&filter, bounds.0, bounds.1)
-        .await?;
+    let result = Usage::new(&state).everyone(&filter, bounds).await?;
     Ok(Json(summary_page(result, bounds)))
 }
 
@@ -344,8 +298,8 @@ pub async fn admin_records(
 ) -> ApiResult<Json<Value>> {
     let filter = query.filter(given(&query.user_id).map(str::to_string))?;
     let bounds = query.bounds();
-    let result = store(&state)
-        .usage_records(&filter, query.before_id, bounds.0, bounds.1)
+    let result = Usage::new(&state)
+        .everyones_records(&filter, query.before_id, bounds)
         .await?;
     Ok(Json(records_page(result, bounds)))
 }
