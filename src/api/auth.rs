@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, UserCaller};
 use crate::error::GatewayError;
 use crate::identity::accounts::{ClientInfo, PublicUser, Registration};
+use crate::identity::oidc::SignInProvider;
 use crate::identity::AuthError;
 use crate::state::AppState;
 use crate::store::users::ProfileUpdate;
@@ -299,11 +300,7 @@ pub async fn sign_in_with(
     client: ClientInfo,
     JsonBody(body): JsonBody<ProviderBody>,
 ) -> ApiResult<Response> {
-    let provider = match provider.as_str() {
-        "google" => "google",
-        "apple" => "apple",
-        _ => return Err(ApiError::not_found()),
-    };
+    let provider = SignInProvider::from_name(&provider).ok_or_else(ApiError::not_found)?;
     let pair = state
         .identity
         .sign_in_with(provider, &body.id_token, body.name, &client)

@@ -367,3 +367,30 @@ pub enum SmtpTls {
     /// TLS from the first byte (usually port 465).
     Tls,
 }
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub master_keys: Vec<Secret>,
+    /// When no master key is configured: make one under `data_dir` (true) or refuse to start.
+    pub generate_master_key: bool,
+}
+
+/// The master keys, each at least 8 characters; an empty one (an unset `${VAR:-}`) is skipped.
+pub(super) fn auth(raw: &RawAuth, env: Env<'_>, problems: &mut Vec<String>) -> AuthConfig {
+    let mut master_keys = Vec::new();
+    for (i, key) in raw.master_keys.iter().enumerate() {
+        match interpolate(key, env) {
+            Ok(value) if value.is_empty() => {}
+            Ok(value) if value.len() < 8 => problems.push(format!(
+                "auth.master_keys[{i}]: a master key must be at least 8 characters long"
+            )),
+            Ok(value) => master_keys.push(Secret(value)),
+            Err(e) => problems.push(format!("auth.master_keys[{i}]: {e}")),
+        }
+    }
+
+    AuthConfig {
+        master_keys,
+        generate_master_key: raw.generate_master_key,
+    }
+}

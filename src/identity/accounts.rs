@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::mailer::Mail;
-use super::oidc::{IdentityClaims, OidcError, OidcVerifier};
+use super::oidc::{IdentityClaims, OidcError, OidcVerifier, SignInProvider};
 use super::{password, tokens, AuthError, Identity};
 use crate::context::{Principal, Role};
 use crate::error::GatewayError;
@@ -491,18 +491,19 @@ impl Identity {
     /// account to the user with the same verified email, or create a user.
     pub async fn sign_in_with(
         &self,
-        provider: &'static str,
+        provider: SignInProvider,
         id_token: &str,
         name: Option<String>,
         client: &ClientInfo,
     ) -> Result<TokenPair, GatewayError> {
         let verifier: &OidcVerifier = match provider {
-            "google" => self.google.as_ref(),
-            _ => self.apple.as_ref(),
+            SignInProvider::Google => self.google.as_ref(),
+            SignInProvider::Apple => self.apple.as_ref(),
         }
         .ok_or(GatewayError::forbidden(
             "This sign-in provider is not configured.",
         ))?;
+        let provider = provider.as_str();
         let claims = verifier.verify(id_token).await.map_err(|e| match e {
             OidcError::Invalid(reason) => {
                 tracing::info!(provider, reason = %reason, "ID token refused");

@@ -35,6 +35,32 @@ const LEEWAY_SECS: u64 = 60;
 /// Real ID tokens are ~1-2 KiB; anything far larger is not worth parsing.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// The sign-in providers whose ID tokens the gateway verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInProvider {
+    Google,
+    Apple,
+}
+
+impl SignInProvider {
+    /// The provider a path segment (`/oauth/{provider}`) names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "google" => Some(Self::Google),
+            "apple" => Some(Self::Apple),
+            _ => None,
+        }
+    }
+
+    /// The name stored on linked accounts and used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Google => "google",
+            Self::Apple => "apple",
+        }
+    }
+}
+
 /// One sign-in provider: where its keys are and what its tokens must say.
 #[derive(Debug, Clone)]
 pub struct OidcProvider {

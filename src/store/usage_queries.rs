@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{with_pool, Store, StoreResult};
+use super::{with_pool, Pool, Store, StoreResult};
 
 /// An amount of USD rounded to 1e-10 (sums of many small costs pick up float noise such as
 /// 0.015108300000000002; no price is that fine).
@@ -370,17 +370,17 @@ impl Store {
     /// timestamps as RFC 3339 text in UTC, so the date is its first ten characters; PostgreSQL
     /// groups on a date, cheaper than formatting every row.
     fn day_key(&self) -> &'static str {
-        match self.engine() {
-            "sqlite" => "substr(created_at, 1, 10)",
-            _ => "CAST(created_at AT TIME ZONE 'UTC' AS date)",
+        match self.pool() {
+            Pool::Sqlite(_) => "substr(created_at, 1, 10)",
+            Pool::Postgres(_) => "CAST(created_at AT TIME ZONE 'UTC' AS date)",
         }
     }
 
     /// A [`Self::day_key`] column as `YYYY-MM-DD` text.
     fn day_text(&self, column: &str) -> String {
-        match self.engine() {
-            "sqlite" => column.to_string(),
-            _ => format!("to_char({column}, 'YYYY-MM-DD')"),
+        match self.pool() {
+            Pool::Sqlite(_) => column.to_string(),
+            Pool::Postgres(_) => format!("to_char({column}, 'YYYY-MM-DD')"),
         }
     }
 
