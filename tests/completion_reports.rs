@@ -6,7 +6,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::config::Config;
 use gateway::mock::MockServer;
 use gateway::plugins::{Completion, Outcome, Plugin, RequestCtx};
 use tokio::sync::mpsc;
@@ -34,8 +33,10 @@ async fn start() -> (
     mpsc::UnboundedReceiver<(u16, Outcome, Option<String>)>,
 ) {
     let mock = MockServer::start().await.expect("mock starts");
-    let text = common::config_text(&mock.base_url(), "").await;
-    let config = Config::parse(&text, "test", &|_| None).expect("valid config");
+    let config = common::config::TestConfig::new()
+        .mock(&mock.base_url())
+        .build()
+        .await;
     let (tx, rx) = mpsc::unbounded_channel();
     let gateway = gateway::spawn_with(config, vec![Arc::new(Recorder(tx))])
         .await

@@ -34,7 +34,12 @@ struct Replica {
 
 async fn start_replica(dir: &Path, name: &str, mock_url: &str, extra: &str) -> Replica {
     let db = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
-    let text = common::config_text_on(mock_url, &db, extra).await;
+    let text = common::config::TestConfig::new()
+        .mock(mock_url)
+        .database(&db)
+        .sections(extra)
+        .text()
+        .await;
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, text).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))

@@ -6,8 +6,10 @@
 
 mod common;
 
+use std::time::Duration;
+
+use common::config::TestConfig;
 use futures_util::StreamExt;
-use gateway::config::Config;
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -438,10 +440,10 @@ async fn shutdown_writes_every_pending_record() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
     // A long linger: without the shutdown flush the records would still be queued.
-    let h = common::start_on(
-        &db_url,
-        "[metering]\nflush_interval_ms = 60000\nbatch_size = 1000",
-    )
+    let h = common::start_config(TestConfig::new().database(&db_url).metering(|m| {
+        m.flush_interval = Duration::from_secs(60);
+        m.batch_size = 1000;
+    }))
     .await;
     let body = json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]});
     let answers: Vec<_> = (0..20)
@@ -461,11 +463,18 @@ async fn records_the_database_refuses_are_kept_and_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
     let spill = dir.path().join("undelivered.jsonl");
-    let extra = format!(
-        "[metering]\nmax_retries = 2\nretry_backoff_ms = 1\nundelivered_file = \"{}\"",
-        spill.display()
-    );
-    let h = common::start_on(&db_url, &extra).await;
+    let spill_file = spill.clone();
+    let refused = move |m: &mut gateway::config::MeteringConfig| {
+        m.max_retries = 2;
+        m.retry_backoff = Duration::from_millis(1);
+        m.undelivered_file = spill_file;
+    };
+    let h = common::start_config(
+        TestConfig::new()
+            .database(&db_url)
+            .metering(refused.clone()),
+    )
+    .await;
     let pool = open(&db_url).await;
     sqlx::query("ALTER TABLE usage_record RENAME TO usage_record_away")
         .execute(&pool)
@@ -505,12 +514,12 @@ async fn records_the_database_refuses_are_kept_and_replayed() {
     h.gateway.shutdown().await.unwrap();
 
     // The next start replays the file into the database and removes it.
-    let config = Config::parse(
-        &common::config_text_on(&h.mock.base_url(), &db_url, &extra).await,
-        "test",
-        &|_| None,
-    )
-    .unwrap();
+    let config = TestConfig::new()
+        .mock(&h.mock.base_url())
+        .database(&db_url)
+        .metering(refused)
+        .build()
+        .await;
     let again = gateway::spawn(config).await.unwrap();
     // The writer replays the file before it takes any message, so a flush waits for it.
     again.flush_usage().await;

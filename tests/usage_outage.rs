@@ -61,8 +61,8 @@ fn host_port(url: &str) -> String {
 
 /// Small batches, a queue of 20 (an outage overflows it fast), one quick retry.
 async fn config(mock_url: &str, db_url: &str, spool: &std::path::Path) -> Config {
-    TestConfig::new(mock_url)
-        .await
+    TestConfig::new()
+        .mock(mock_url)
         .database(db_url)
         .metering(|m| {
             m.batch_size = 10;
@@ -73,6 +73,7 @@ async fn config(mock_url: &str, db_url: &str, spool: &std::path::Path) -> Config
         })
         .usage_spool(spool)
         .build()
+        .await
 }
 
 async fn send(client: &reqwest::Client, gateway: &str, ids: &[String]) {

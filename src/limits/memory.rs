@@ -13,7 +13,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can pause and advance it instead of waiting out a minute.
+use tokio::time::Instant;
 
 use tokio::sync::OnceCell;
 
@@ -486,6 +489,28 @@ mod tests {
             Decision::Admitted(s) => assert_eq!(s[0].requests.unwrap().remaining, 3),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_request_bucket_refills_over_the_minute() {
+        let b = MemoryBackend::new(None);
+        let a = ask(&[(ScopeKind::Key, "k", rpm(2))], 0, 0);
+        assert!(matches!(b.admit(&a), Decision::Admitted(_)));
+        assert!(matches!(b.admit(&a), Decision::Admitted(_)));
+        let wait = match b.admit(&a) {
+            Decision::Refused(r, _) => r.wait,
+            other => panic!("{other:?}"),
+        };
+        // Two a minute: one request comes back every 30 seconds.
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        tokio::time::advance(wait - Duration::from_millis(5)).await;
+        assert!(matches!(b.admit(&a), Decision::Refused(..)), "not yet");
+        tokio::time::advance(Duration::from_millis(5)).await;
+        assert!(matches!(b.admit(&a), Decision::Admitted(_)), "refilled");
+        assert!(matches!(b.admit(&a), Decision::Refused(..)), "only one");
     }
 
     #[tokio::test]

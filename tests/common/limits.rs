@@ -6,7 +6,6 @@ pub use super::rest::{reply, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::config::Config;
 use gateway::mock::MockServer;
 use gateway::plugins::{Completion, Plugin, RequestCtx};
 use serde_json::{json, Value};
@@ -42,9 +41,13 @@ impl std::ops::Deref for LimitsHarness {
 /// A gateway on `db_url` with `extra` config (`{MOCK_ADDR}` is replaced by the mock's address).
 pub async fn start(db_url: &str, extra: &str) -> LimitsHarness {
     let mock = MockServer::start().await.expect("mock starts");
-    let extra = extra.replace("{MOCK_ADDR}", &mock.addr.to_string());
-    let text = super::config_text_on(&mock.base_url(), db_url, &extra).await;
-    let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
+    let config = super::config::TestConfig::new()
+        .mock(&mock.base_url())
+        .database(db_url)
+        .sections(extra)
+        .mock_addr(&mock.addr.to_string())
+        .build()
+        .await;
     let (tx, rx) = watch::channel(0);
     let plugin: Arc<dyn Plugin> = Arc::new(Completions(tx));
     let gateway = gateway::spawn_with(config, vec![plugin])

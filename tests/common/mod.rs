@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use gateway::config::Config;
 use gateway::mock::MockServer;
 use gateway::GatewayHandle;
 
@@ -247,11 +246,25 @@ async fn start_full(
     extra: &str,
     plugins: Vec<std::sync::Arc<dyn gateway::plugins::Plugin>>,
 ) -> Harness {
+    let config = config::TestConfig::new().database(db_url).sections(extra);
+    start_config_with(config, plugins).await
+}
+
+/// The test gateway on `config`, pointed at a mock started for it.
+pub async fn start_config(config: config::TestConfig) -> Harness {
+    start_config_with(config, Vec::new()).await
+}
+
+async fn start_config_with(
+    config: config::TestConfig,
+    plugins: Vec<std::sync::Arc<dyn gateway::plugins::Plugin>>,
+) -> Harness {
     let mock = MockServer::start().await.expect("mock starts");
-    // Extra tables may point more providers at the mock under other paths.
-    let extra = extra.replace("{MOCK_ADDR}", &mock.addr.to_string());
-    let text = config_text_on(&mock.base_url(), db_url, &extra).await;
-    let config = Config::parse(&text, "test", &|_| None).expect("test config is valid");
+    let config = config
+        .mock(&mock.base_url())
+        .mock_addr(&mock.addr.to_string())
+        .build()
+        .await;
     let gateway = gateway::spawn_with(config, plugins)
         .await
         .expect("gateway starts");
