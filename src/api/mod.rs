@@ -8,6 +8,7 @@ pub mod extract;
 pub mod keys;
 pub mod limits;
 pub mod models;
+pub mod prompts;
 pub mod usage;
 
 use std::sync::Arc;
@@ -70,6 +71,15 @@ pub fn router() -> Router<Arc<AppState>> {
                 .delete(limits::delete_key),
         )
         .route("/api/v1/limits", get(limits::mine))
+        // Seed 000's prompt library (its frontend writes no trailing slash; both are served).
+        .route("/api/prompts", get(prompts::list).post(prompts::create))
+        .route("/api/prompts/", get(prompts::list).post(prompts::create))
+        .route(
+            "/api/prompts/{id}",
+            get(prompts::get)
+                .put(prompts::replace)
+                .delete(prompts::delete),
+        )
         .route("/models", get(models::catalog))
         .route(
             "/chat/messages/{message_id}/usage-details",

@@ -10,10 +10,12 @@
 pub mod access;
 pub mod keys;
 pub mod limit_overrides;
+pub mod prompts;
 pub mod usage;
 pub mod users;
 
 pub use keys::Keys;
 pub use limit_overrides::LimitOverrides;
+pub use prompts::Prompts;
 pub use usage::Usage;
 pub use users::Users;
