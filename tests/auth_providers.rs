@@ -11,8 +11,6 @@ use common::jwks::{self, JwksServer, TEST_KID};
 use common::rest::{reply, Reply};
 use common::Harness;
 use gateway::config::{DatabaseConfig, Secret};
-use gateway::store::sessions::NewSession;
-use gateway::store::users::NewUser;
 use gateway::store::Store;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -268,44 +266,6 @@ fn signed_cookie(secret: &str, token: &str) -> String {
     percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A user and a session written the way better-auth writes them: the raw token in `token`.
-async fn better_auth_session(
-    store: &Store,
-    email: &str,
-    token: &str,
-    expires_at: chrono::DateTime<Utc>,
-) -> String {
-    let user = match store.user_by_email(email).await.expect("user_by_email") {
-        Some(user) => user,
-        None => store
-            .create_user(
-                &NewUser {
-                    email,
-                    username: None,
-                    name: "Bett Auth",
-                    role: "user",
-                    email_verified: true,
-                    image: None,
-                },
-                None,
-                None,
-            )
-            .await
-            .expect("creating a better-auth user"),
-    };
-    store
-        .create_session(&NewSession {
-            user_id: &user.id,
-            token_hash: token,
-            expires_at,
-            ip_address: Some("10.0.0.1"),
-            user_agent: Some("better-auth"),
-        })
-        .await
-        .expect("creating a better-auth session");
-    user.id
-}
-
 #[tokio::test]
 async fn better_auth_sessions_and_cookies() {
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +293,8 @@ async fn better_auth_sessions_and_cookies() {
         .expect("a second store on the gateway's database");
         let token = uuid::Uuid::new_v4().simple().to_string();
         let in_a_week = Utc::now() + chrono::Duration::days(7);
-        let id = better_auth_session(&store, "ba@example.com", &token, in_a_week).await;
+        let id =
+            common::rest::better_auth_session(&store, "ba@example.com", &token, in_a_week).await;
 
         // The X-Session-Token header, and the same token as a bearer.
         let r = me_with(&h, "x-session-token", &token).await;
@@ -371,7 +332,7 @@ async fn better_auth_sessions_and_cookies() {
         // Expired and unknown sessions.
         let old = uuid::Uuid::new_v4().simple().to_string();
         let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
-        better_auth_session(&store, "ba@example.com", &old, an_hour_ago).await;
+        common::rest::better_auth_session(&store, "ba@example.com", &old, an_hour_ago).await;
         let r = me_with(&h, "x-session-token", &old).await;
         assert_status(&r, 401, "invalid_token", &format!("{engine}: expired"));
         let r = me_with(

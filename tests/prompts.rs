@@ -6,44 +6,21 @@
 mod common;
 
 use chrono::Utc;
-use common::rest::{assert_api_error, open_store, reply, shared_databases, Reply};
+use common::rest::{
+    assert_api_error, better_auth_session, open_store, reply, shared_databases, Reply,
+};
 use common::Harness;
-use gateway::store::sessions::NewSession;
-use gateway::store::users::NewUser;
 use gateway::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 /// A better-auth user with a live session, as seed 000's Next.js app makes them; returns the
 /// user id and the session token its frontend sends as `X-Session-Token`.
-async fn session_user(store: &Store, email: &str, name: &str) -> (String, String) {
-    let user = store
-        .create_user(
-            &NewUser {
-                email,
-                username: None,
-                name,
-                role: "user",
-                email_verified: true,
-                image: None,
-            },
-            None,
-            None,
-        )
-        .await
-        .expect("creating a better-auth user");
+async fn session_user(store: &Store, email: &str) -> (String, String) {
     let token = uuid::Uuid::new_v4().simple().to_string();
-    store
-        .create_session(&NewSession {
-            user_id: &user.id,
-            token_hash: &token,
-            expires_at: Utc::now() + chrono::Duration::days(7),
-            ip_address: None,
-            user_agent: Some("better-auth"),
-        })
-        .await
-        .expect("creating a better-auth session");
-    (user.id, token)
+    let in_a_week = Utc::now() + chrono::Duration::days(7);
+    let id = better_auth_session(store, email, &token, in_a_week).await;
+    (id, token)
 }
 
 /// A request with seed 000's headers: `X-Session-Token` and `Content-Type: application/json`
@@ -77,8 +54,8 @@ each_database!(
         };
         let h = common::start_on(&url, "").await;
         let store = open_store(&url).await;
-        let (ann_id, ann) = session_user(&store, "ann@example.com", "Ann Example").await;
-        let (_, bob) = session_user(&store, "bob@example.com", "Bob Example").await;
+        let (ann_id, ann) = session_user(&store, "ann@example.com").await;
+        let (_, bob) = session_user(&store, "bob@example.com").await;
 
         // Empty at first: a bare list.
         let r = call(&h, Method::GET, "/api/prompts", &ann, None).await;
@@ -113,7 +90,7 @@ each_database!(
         assert_eq!(first["text"], "Meeting text");
         assert_eq!(
             first["creator"],
-            json!({"id": ann_id, "name": "Ann Example"}),
+            json!({"id": ann_id, "name": "Bett Auth"}),
             "{engine}"
         );
         assert!(

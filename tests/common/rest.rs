@@ -2,6 +2,8 @@
 //! bearer token, the REST error assertion, and a second store on the gateway's database.
 
 use gateway::config::{DatabaseConfig, Secret};
+use gateway::store::sessions::NewSession;
+use gateway::store::users::NewUser;
 use gateway::store::Store;
 use reqwest::Method;
 use serde_json::Value;
@@ -100,4 +102,42 @@ pub async fn shared_databases(dir: &tempfile::TempDir) -> Vec<(&'static str, Str
             _ => (engine, url),
         })
         .collect()
+}
+
+/// A user and a session written the way better-auth writes them: the raw token in `token`.
+pub async fn better_auth_session(
+    store: &Store,
+    email: &str,
+    token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let user = match store.user_by_email(email).await.expect("user_by_email") {
+        Some(user) => user,
+        None => store
+            .create_user(
+                &NewUser {
+                    email,
+                    username: None,
+                    name: "Bett Auth",
+                    role: "user",
+                    email_verified: true,
+                    image: None,
+                },
+                None,
+                None,
+            )
+            .await
+            .expect("creating a better-auth user"),
+    };
+    store
+        .create_session(&NewSession {
+            user_id: &user.id,
+            token_hash: token,
+            expires_at,
+            ip_address: Some("10.0.0.1"),
+            user_agent: Some("better-auth"),
+        })
+        .await
+        .expect("creating a better-auth session");
+    user.id
 }
