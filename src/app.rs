@@ -23,7 +23,7 @@ pub use crate::state::{AppState, ProviderStatus, VERSION};
 type Shared = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new()
+    let router = axum::Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/audio/transcriptions", post(audio_transcriptions))
@@ -34,8 +34,48 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/metrics", get(metrics))
         .merge(crate::api::router())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed);
+    // Only when origins are configured: without CORS no request pays for the layer.
+    let router = match &state.cors {
+        Some(cors) => router.layer(cors_layer(cors)),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+/// Browsers on the configured origins may call every endpoint; preflights are answered here
+/// (before auth, as browsers send them without credentials), and the headers a client reads
+/// (request id, rate limits, Retry-After) are exposed.
+fn cors_layer(config: &crate::config::CorsConfig) -> tower_http::cors::CorsLayer {
+    use http::{header, Method};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    let origins = match &config.origins {
+        crate::config::CorsOrigins::Any => AllowOrigin::any(),
+        crate::config::CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(config.allow_credentials)
+        .expose_headers([
+            X_REQUEST_ID.clone(),
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-ratelimit-limit-requests"),
+            header::HeaderName::from_static("x-ratelimit-remaining-requests"),
+            header::HeaderName::from_static("x-ratelimit-reset-requests"),
+            header::HeaderName::from_static("x-ratelimit-limit-tokens"),
+            header::HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            header::HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ])
+        .max_age(config.max_age)
 }
 
 type HandlerFuture =

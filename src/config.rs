@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod anonymous;
+mod cors;
 mod identity;
 mod limits;
 mod metering;
@@ -18,6 +20,10 @@ mod providers;
 mod routing;
 mod server;
 
+pub use anonymous::AnonymousConfig;
+use anonymous::RawAnonymous;
+use cors::RawCors;
+pub use cors::{CorsConfig, CorsOrigins};
 pub use identity::{
     AuthConfig, BetterAuthConfig, DatabaseConfig, IdentityConfig, JwtAlgorithm, JwtConfig,
     OidcConfig, SmtpSettings, SmtpTls,
@@ -68,6 +74,10 @@ struct RawConfig {
     metrics: RawMetrics,
     redis: Option<RawRedis>,
     limits: Option<RawLimits>,
+    #[serde(default)]
+    anonymous: RawAnonymous,
+    #[serde(default)]
+    cors: RawCors,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,6 +98,10 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// None: no limits (the limits plugin is not in the chain).
     pub limits: Option<LimitsConfig>,
+    /// None: a request without a credential is refused (the default).
+    pub anonymous: Option<AnonymousConfig>,
+    /// None: no CORS headers.
+    pub cors: Option<CorsConfig>,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -193,7 +207,20 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let metering_config = metering::metering(raw.metering, &data_dir, &mut problems);
     let metrics = metering::metrics(raw.metrics, env, &mut problems);
     let redis = limits::redis(raw.redis, env, &mut problems);
-    let limits = limits::limits(raw.limits, redis.as_ref(), &mut problems);
+    let model_known = |name: &str| {
+        models
+            .iter()
+            .any(|m| m.name == name || m.aliases.iter().any(|a| a == name))
+    };
+    let anonymous = anonymous::anonymous(raw.anonymous, &model_known, &mut problems);
+    // The limits plugin enforces the anonymous limits: without a [limits] section it runs on
+    // its defaults (in memory), limiting nobody else.
+    let raw_limits = match (raw.limits, &anonymous) {
+        (None, Some(_)) => Some(RawLimits::default()),
+        (given, _) => given,
+    };
+    let limits = limits::limits(raw_limits, redis.as_ref(), &mut problems);
+    let cors = cors::cors(raw.cors, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -211,6 +238,8 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         metrics,
         redis,
         limits,
+        anonymous,
+        cors,
     })
 }
 

@@ -91,6 +91,8 @@ pub enum PrincipalKind {
     AccessToken,
     /// A better-auth session token (header or signed cookie).
     SessionToken,
+    /// No credential at all, let in by `[anonymous]`: `id` is `anon:<client address>`.
+    Anonymous,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,13 +130,30 @@ impl Principal {
         }
     }
 
+    /// A caller without a credential, from `address`, limited to `models`.
+    pub fn anonymous(address: std::net::IpAddr, models: Arc<[String]>) -> Principal {
+        Principal {
+            id: Arc::from(format!("anon:{address}")),
+            kind: PrincipalKind::Anonymous,
+            role: Role::User,
+            key_id: None,
+            session_id: None,
+            allowed_models: Some(models),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
 
-    /// The user behind the request; None for the master key, which is no user.
+    /// The user behind the request; None for the master key and an anonymous caller, which
+    /// are no user.
     pub fn user_id(&self) -> Option<&str> {
-        (self.kind != PrincipalKind::MasterKey).then_some(&*self.id)
+        matches!(
+            self.kind,
+            PrincipalKind::ApiKey | PrincipalKind::AccessToken | PrincipalKind::SessionToken
+        )
+        .then_some(&*self.id)
     }
 
     pub fn may_use_model(&self, model: &str) -> bool {
@@ -269,3 +288,7 @@ impl ScopeKind {
         }
     }
 }
+
+/// The peer address of a connection, put in each request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);

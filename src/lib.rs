@@ -85,8 +85,18 @@ pub async fn build_state_with(
         .metering
         .enabled
         .then(|| metering::UsageWriter::start(identity.store.clone(), config.metering.clone()));
+    if let Some(anonymous) = &config.anonymous {
+        let routes: Vec<&str> = anonymous.routes.iter().map(|r| r.as_str()).collect();
+        tracing::warn!(
+            routes = ?routes,
+            models = ?anonymous.models,
+            per_address = ?anonymous.per_address,
+            total_daily_budget_usd = ?anonymous.total_daily_budget_usd,
+            "anonymous access is ON: callers without any credential may spend the provider keys on these routes and models, within these limits"
+        );
+    }
     let chain = plugins::ordered(
-        Arc::new(Auth::new(identity.clone())),
+        Arc::new(Auth::new(identity.clone(), config.anonymous.as_ref())),
         Vec::new(),
         limits.clone().map(|l| l as Arc<dyn Plugin>),
         Arc::new(plugins::metering::Metering::new(usage_writer.clone())),
@@ -98,6 +108,8 @@ pub async fn build_state_with(
     Ok(Arc::new(AppState {
         usage_writer,
         metrics: config.metrics.clone(),
+        cors: config.cors.clone(),
+        anonymous: config.anonymous.is_some(),
         store: identity.store.clone(),
         identity,
         limits,
@@ -168,7 +180,8 @@ pub async fn serve_state(
         shutdown.await;
         state.accepting.store(false, Ordering::Relaxed);
     };
-    server::serve(listener, handler, stop_accepting, drain_timeout).await;
+    let peer_on_v1 = state.anonymous;
+    server::serve(listener, handler, stop_accepting, drain_timeout, peer_on_v1).await;
     // Every request has ended: what they used is written before the process goes.
     if let Some(writer) = &state.usage_writer {
         writer.flush().await;

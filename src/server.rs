@@ -14,7 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::api::extract::PeerAddr;
+use crate::context::PeerAddr;
 
 /// Serves connections until `shutdown` resolves, then stops accepting and waits up to `drain` for
 /// in-flight requests (streams included) to finish.
@@ -23,6 +23,7 @@ pub async fn serve<H, S, Fut, B>(
     handler: Arc<H>,
     shutdown: S,
     drain: Duration,
+    peer_on_v1: bool,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     S: Future<Output = ()>,
@@ -53,10 +54,11 @@ pub async fn serve<H, S, Fut, B>(
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 // The peer address rides along for login throttling and session records, which
-                // only the app endpoints keep; /v1 requests are spared the extension map.
+                // only the app endpoints keep; /v1 requests are spared the extension map unless
+                // anonymous callers are limited by it (`peer_on_v1`).
                 let peer = PeerAddr(peer);
                 let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    if !req.uri().path().starts_with("/v1/") {
+                    if peer_on_v1 || !req.uri().path().starts_with("/v1/") {
                         req.extensions_mut().insert(peer);
                     }
                     handler(req)

@@ -27,6 +27,11 @@ pub struct AppState {
     /// The background usage writer (None when metering.enabled = false).
     pub usage_writer: Option<Arc<crate::metering::UsageWriter>>,
     pub metrics: crate::config::MetricsConfig,
+    /// Whether callers without a credential are let in on /v1 (`[anonymous]`), so /v1 requests
+    /// carry their client address.
+    pub anonymous: bool,
+    /// Which browser origins may call (`[cors]`); None: no CORS headers.
+    pub cors: Option<crate::config::CorsConfig>,
     pub providers: Vec<ProviderStatus>,
     /// Cleared when shutdown begins, so load balancers stop sending new work during the drain.
     pub accepting: AtomicBool,

@@ -1,7 +1,6 @@
 //! Extractors for the app endpoints: a JSON body with errors in our shape, the caller's
 //! principal, and where the request came from.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -19,9 +18,7 @@ use crate::state::AppState;
 /// App request bodies are small; this bounds what a client can make us buffer.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The peer address of a connection, put in each request's extensions by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+pub use crate::context::PeerAddr;
 
 /// A JSON body. Malformed JSON, a wrong field type or a missing field is a 422 naming the
 /// field, as FastAPI answers.

@@ -80,6 +80,21 @@ pub(super) struct RawLimits {
     concurrency_lease_secs: u64,
 }
 
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+            on_backend_error: default_on_backend_error(),
+            key_tier: None,
+            user_tier: None,
+            tiers: BTreeMap::new(),
+            models: BTreeMap::new(),
+            default_max_output_tokens: default_max_output(),
+            concurrency_lease_secs: default_lease_secs(),
+        }
+    }
+}
+
 fn default_backend() -> String {
     "memory".into()
 }

@@ -50,12 +50,19 @@ use plan::{to_micros, to_usd, Micros, Refusal};
 pub use plan::{Actual, Ask, Decision, LimitKind, Periods, ScopeAsk, ScopeKind, ScopeStatus};
 use redis_backend::RedisBackend;
 
+/// The scope id under which every anonymous caller's spend adds up.
+const ANONYMOUS_TOTAL: &str = "anon:*";
+
 /// The limits plugin.
 pub struct Limits {
     config: LimitsConfig,
     overrides: Overrides,
     backend: Backend,
     models: HashMap<String, Arc<LimitSet>>,
+    /// The limits of callers without a credential (`[anonymous]`): per client address, and
+    /// one daily budget they all share.
+    anonymous_per_address: LimitSet,
+    anonymous_total: Option<LimitSet>,
     /// The price a budget reserves by, per model: its own, else its priciest target's.
     budget_prices: HashMap<String, Arc<ModelPrice>>,
     /// Request ids for the shared backend: unique across replicas and restarts.
@@ -121,6 +128,19 @@ impl Limits {
                 .map(|(name, set)| (name.clone(), Arc::new(set.clone())))
                 .collect(),
             config: limits.clone(),
+            anonymous_per_address: config
+                .anonymous
+                .as_ref()
+                .map(|a| a.per_address.clone())
+                .unwrap_or_default(),
+            anonymous_total: config
+                .anonymous
+                .as_ref()
+                .and_then(|a| a.total_daily_budget_usd)
+                .map(|usd| LimitSet {
+                    daily_budget_usd: Some(usd),
+                    ..LimitSet::default()
+                }),
             budget_prices: budget_prices(config, &prices),
             overrides: Overrides::new(store, config.identity.principal_cache_ttl),
             backend,
@@ -151,7 +171,23 @@ impl Limits {
         token_estimate: u64,
     ) -> Vec<ScopeAsk> {
         let mut scopes = Vec::with_capacity(3);
-        if let Some(p) = principal.filter(|p| p.kind != PrincipalKind::MasterKey) {
+        if let Some(p) = principal.filter(|p| p.kind == PrincipalKind::Anonymous) {
+            // Their own set, not a tier's or an override's: there is no account to look up.
+            scopes.push(ScopeAsk::new(
+                ScopeKind::User,
+                p.id.clone(),
+                &self.anonymous_per_address,
+                token_estimate,
+            ));
+            if let Some(total) = &self.anonymous_total {
+                scopes.push(ScopeAsk::new(
+                    ScopeKind::User,
+                    Arc::from(ANONYMOUS_TOTAL),
+                    total,
+                    token_estimate,
+                ));
+            }
+        } else if let Some(p) = principal.filter(|p| p.kind != PrincipalKind::MasterKey) {
             if let Some(key) = &p.key_id {
                 let set = self
                     .overrides
@@ -423,6 +459,12 @@ fn refusal_error(ask: &Ask, refusal: &Refusal, status: &ScopeStatus) -> GatewayE
     let scope = &ask.scopes[refusal.scope];
     let whose = match scope.kind {
         ScopeKind::Key => "this API key".to_string(),
+        ScopeKind::User if &*scope.id == ANONYMOUS_TOTAL => {
+            "all callers without an API key together".to_string()
+        }
+        ScopeKind::User if scope.id.starts_with("anon:") => {
+            "your address (calling without an API key)".to_string()
+        }
         ScopeKind::User => "your account".to_string(),
         ScopeKind::Model => format!("the model `{}` (shared by all callers)", scope.id),
     };

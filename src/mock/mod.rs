@@ -159,7 +159,7 @@ pub async fn serve(
         let mock = mock.clone();
         async move { Ok::<_, Infallible>(mock.handle(request).await) }
     });
-    crate::server::serve(listener, handler, shutdown, Duration::from_secs(5)).await;
+    crate::server::serve(listener, handler, shutdown, Duration::from_secs(5), false).await;
 }
 
 impl Mock {

@@ -6,16 +6,43 @@ use std::sync::Arc;
 use http::request::Parts;
 
 use super::{Plugin, PluginFuture, RequestCtx};
+use crate::config::AnonymousConfig;
+use crate::context::{PeerAddr, Principal, PrincipalKind, Route};
 use crate::error::GatewayError;
 use crate::identity::{AuthError, Identity};
 
 pub struct Auth {
     identity: Arc<Identity>,
+    /// Who may call without a credential, and for what (`[anonymous]`); None: nobody.
+    anonymous: Option<Anonymous>,
+}
+
+struct Anonymous {
+    routes: Vec<Route>,
+    models: Arc<[String]>,
 }
 
 impl Auth {
-    pub fn new(identity: Arc<Identity>) -> Self {
-        Self { identity }
+    pub fn new(identity: Arc<Identity>, anonymous: Option<&AnonymousConfig>) -> Self {
+        let anonymous = anonymous.map(|a| Anonymous {
+            routes: a.routes.clone(),
+            models: Arc::from(a.models.clone()),
+        });
+        Self {
+            identity,
+            anonymous,
+        }
+    }
+
+    /// The principal of a request that carries no credential, when `[anonymous]` lets it in on
+    /// this route: named by its client address, limited to the anonymous models.
+    fn anonymous_caller(&self, ctx: &RequestCtx, head: &Parts) -> Option<Principal> {
+        let anonymous = self.anonymous.as_ref()?;
+        if !anonymous.routes.contains(&ctx.route) {
+            return None;
+        }
+        let address = head.extensions.get::<PeerAddr>()?.0.ip();
+        Some(Principal::anonymous(address, anonymous.models.clone()))
     }
 }
 
@@ -48,11 +75,14 @@ impl Plugin for Auth {
             return Box::pin(std::future::ready(Ok(())));
         }
         Box::pin(async move {
-            let principal = self
-                .identity
-                .authenticate(&head.headers)
-                .await
-                .map_err(openai_error)?;
+            let principal = match self.identity.authenticate(&head.headers).await {
+                Ok(principal) => principal,
+                // No credential at all (a bad one is never anonymous).
+                Err(AuthError::Unauthenticated) => self
+                    .anonymous_caller(ctx, head)
+                    .ok_or_else(|| openai_error(AuthError::Unauthenticated))?,
+                Err(error) => return Err(openai_error(error)),
+            };
             ctx.principal = Some(principal);
             Ok(())
         })
@@ -60,18 +90,24 @@ impl Plugin for Auth {
 
     /// An API key limited to some models may use only those.
     fn on_routed<'a>(&'a self, ctx: &'a mut RequestCtx) -> PluginFuture<'a> {
-        let allowed = match (&ctx.principal, &ctx.model) {
-            (Some(principal), Some(model)) => principal.may_use_model(model),
-            _ => true,
+        let (allowed, anonymous) = match (&ctx.principal, &ctx.model) {
+            (Some(principal), Some(model)) => (
+                principal.may_use_model(model),
+                principal.kind == PrincipalKind::Anonymous,
+            ),
+            _ => (true, false),
         };
-        let result = if allowed {
-            Ok(())
-        } else {
-            Err(GatewayError::forbidden(format!(
-                "This API key is not allowed to use the model `{}`.",
-                ctx.model.as_deref().unwrap_or_default()
+        let model = ctx.model.as_deref().unwrap_or_default();
+        let result = match (allowed, anonymous) {
+            (true, _) => Ok(()),
+            (false, false) => Err(GatewayError::forbidden(format!(
+                "This API key is not allowed to use the model `{model}`."
             ))
-            .with_code("model_not_allowed"))
+            .with_code("model_not_allowed")),
+            // Not a 403: the caller has no credential, and one would let them in.
+            (false, true) => Err(GatewayError::unauthorized(format!(
+                "The model `{model}` needs an API key. Send it as `Authorization: Bearer YOUR_KEY`."
+            ))),
         };
         Box::pin(std::future::ready(result))
     }
