@@ -48,7 +48,7 @@ async fn migrated(engine: &str, url: &str) -> Store {
     let store = connect(url).await;
     assert_eq!(
         store.migrate_up().await.unwrap(),
-        4,
+        store.migration_status().await.unwrap().len(),
         "{engine}: a fresh database takes every migration"
     );
     assert_eq!(
@@ -126,12 +126,14 @@ each_database!(
             (2, "app data".to_string(), false),
             (3, "metering".to_string(), false),
             (4, "usage scope".to_string(), false),
+            (5, "conversations".to_string(), false),
         ];
         let applied = vec![
             (1, "identity".to_string(), true),
             (2, "app data".to_string(), true),
             (3, "metering".to_string(), true),
             (4, "usage scope".to_string(), true),
+            (5, "conversations".to_string(), true),
         ];
 
         assert_eq!(
@@ -139,7 +141,7 @@ each_database!(
             pending,
             "{engine}: a fresh database has every migration pending"
         );
-        assert_eq!(store.migrate_up().await.unwrap(), 4, "{engine}: first up");
+        assert_eq!(store.migrate_up().await.unwrap(), 5, "{engine}: first up");
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             applied,
@@ -156,13 +158,28 @@ each_database!(
         exec!(store, "SELECT COUNT(*) FROM thread")
             .unwrap_or_else(|e| panic!("{engine}: thread exists after up: {e}"));
 
+        // 0005 reverts alone: the conversation columns go, threads and messages stay.
+        exec!(store, "SELECT seq, status, cost_usd FROM message")
+            .unwrap_or_else(|e| panic!("{engine}: message columns after up: {e}"));
+        assert_eq!(
+            store.migrate_down(1).await.unwrap(),
+            vec![5],
+            "{engine}: down 1 reverts the newest"
+        );
+        assert!(
+            exec!(store, "SELECT status FROM message").is_err(),
+            "{engine}: message.status is gone after reverting 0005"
+        );
+        exec!(store, "SELECT content FROM message")
+            .unwrap_or_else(|e| panic!("{engine}: message stays after reverting 0005: {e}"));
+
         // 0004 reverts alone: the scope column goes, the rest of the record stays.
         exec!(store, "SELECT scope FROM usage_record")
             .unwrap_or_else(|e| panic!("{engine}: usage_record.scope after up: {e}"));
         assert_eq!(
             store.migrate_down(1).await.unwrap(),
             vec![4],
-            "{engine}: down 1 reverts the newest"
+            "{engine}: down 1 reverts 0004"
         );
         assert!(
             exec!(store, "SELECT scope FROM usage_record").is_err(),
@@ -198,9 +215,10 @@ each_database!(
                 (1, "identity".to_string(), true),
                 (2, "app data".to_string(), false),
                 (3, "metering".to_string(), false),
-                (4, "usage scope".to_string(), false)
+                (4, "usage scope".to_string(), false),
+                (5, "conversations".to_string(), false)
             ],
-            "{engine}: after down 3"
+            "{engine}: after reverting back to 0001"
         );
         for table in [
             "prompt",
@@ -258,7 +276,7 @@ each_database!(
 
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            4,
+            applied.len(),
             "{engine}: up re-applies all"
         );
         assert_eq!(

@@ -7,8 +7,11 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod limits;
+pub mod llm;
 pub mod models;
 pub mod prompts;
+pub mod thread_chat;
+pub mod threads;
 pub mod usage;
 
 use std::sync::Arc;
@@ -71,6 +74,27 @@ pub fn router() -> Router<Arc<AppState>> {
                 .delete(limits::delete_key),
         )
         .route("/api/v1/limits", get(limits::mine))
+        // Seed 003's threads, chat stream, model lists and spend.
+        .route("/api/v1/threads", get(threads::list).post(threads::create))
+        .route("/api/v1/threads/", get(threads::list).post(threads::create))
+        .route(
+            "/api/v1/threads/{id}",
+            get(threads::detail)
+                .patch(threads::update)
+                .delete(threads::delete),
+        )
+        .route(
+            "/api/v1/threads/{id}/generate-title",
+            post(threads::generate_title),
+        )
+        .route("/api/v1/chat/{id}/send", post(thread_chat::send))
+        .route(
+            "/api/v1/chat/{id}/regenerate",
+            post(thread_chat::regenerate),
+        )
+        .route("/api/v1/llm/models", get(llm::models))
+        .route("/api/v1/llm/providers", get(llm::providers))
+        .route("/api/v1/auth/usage", get(threads::spend))
         // Seed 000's prompt library (its frontend writes no trailing slash; both are served).
         .route("/api/prompts", get(prompts::list).post(prompts::create))
         .route("/api/prompts/", get(prompts::list).post(prompts::create))

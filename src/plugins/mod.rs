@@ -131,6 +131,11 @@ impl PluginChain {
         !self.editors.is_empty()
     }
 
+    /// The prices every finished request is costed by (app endpoints cost their turns the same).
+    pub fn prices(&self) -> &Arc<PriceTable> {
+        &self.prices
+    }
+
     pub fn observes_frames(&self) -> bool {
         !self.observers.is_empty()
     }

@@ -8,14 +8,18 @@
 //! `Keys::new(&state).revoke(&caller, None, &id)`.
 
 pub mod access;
+pub mod chat;
 pub mod keys;
 pub mod limit_overrides;
 pub mod prompts;
+pub mod threads;
 pub mod usage;
 pub mod users;
 
+pub use chat::Chat;
 pub use keys::Keys;
 pub use limit_overrides::LimitOverrides;
 pub use prompts::Prompts;
+pub use threads::Threads;
 pub use usage::Usage;
 pub use users::Users;

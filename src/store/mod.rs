@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod limit_overrides;
 pub mod prompts;
 pub mod sessions;
+pub mod threads;
 pub mod usage;
 pub mod usage_queries;
 pub mod users;

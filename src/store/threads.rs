@@ -1,0 +1,325 @@
+//! Conversations: seed 003's threads, seed 004's conversations and seed 002's chat sessions are
+//! all rows of `thread`, their turns rows of `message`. A thread is its owner's alone; a deleted
+//! one (`deleted_at`) is gone for every endpoint but kept for usage. An answer being generated
+//! is a `pending` message: never listed, completed or removed when the model call ends.
+
+use chrono::{DateTime, Utc};
+
+use super::{new_id, now, with_pool, Pool, Store, StoreResult};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Thread {
+    pub id: String,
+    /// The small integer id seed 004's frontend uses.
+    pub seq: Option<i64>,
+    pub user_id: String,
+    pub title: Option<String>,
+    pub model: Option<String>,
+    pub summary: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A thread in a list: with the start of its newest message and how many it has.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ThreadItem {
+    #[sqlx(flatten)]
+    pub thread: Thread,
+    pub last_message_preview: Option<String>,
+    pub message_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Message {
+    pub id: String,
+    pub seq: Option<i64>,
+    pub thread_id: String,
+    pub role: String,
+    pub content: String,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message about to be written.
+pub struct NewMessage<'a> {
+    pub thread_id: &'a str,
+    pub user_id: &'a str,
+    pub role: &'a str,
+    pub content: &'a str,
+    pub model: Option<&'a str>,
+    /// A pending answer is not listed until it is completed.
+    pub pending: bool,
+}
+
+/// What a finished answer used.
+pub struct Answered<'a> {
+    pub content: &'a str,
+    pub model: &'a str,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+}
+
+const THREAD_COLUMNS: &str =
+    "t.id, t.seq, t.user_id, t.title, t.model, t.summary, t.created_at, t.updated_at";
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.seq, m.thread_id, m.role, m.content, m.model, m.prompt_tokens, \
+     m.completion_tokens, m.cost_usd, m.created_at";
+
+impl Store {
+    pub async fn create_thread(
+        &self,
+        user_id: &str,
+        title: Option<&str>,
+        model: Option<&str>,
+    ) -> StoreResult<Thread> {
+        let id = new_id();
+        let at = now();
+        // SQLite numbers rows itself (one writer at a time); PostgreSQL has a sequence.
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => {
+                "INSERT INTO thread (id, user_id, title, model, created_at, updated_at, seq)
+                 VALUES ($1, $2, $3, $4, $5, $5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM thread))"
+            }
+            Pool::Postgres(_) => {
+                "INSERT INTO thread (id, user_id, title, model, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)"
+            }
+        };
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&id)
+            .bind(user_id)
+            .bind(title)
+            .bind(model)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        self.thread(user_id, &id)
+            .await?
+            .ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// One of `user_id`'s live threads (None for another user's or a deleted one).
+    pub async fn thread(&self, user_id: &str, id: &str) -> StoreResult<Option<Thread>> {
+        let sql = format!(
+            "SELECT {THREAD_COLUMNS} FROM thread t WHERE t.id = $1 AND t.user_id = $2 AND t.deleted_at IS NULL"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// The same by its integer id (seed 004).
+    pub async fn thread_by_seq(&self, user_id: &str, seq: i64) -> StoreResult<Option<Thread>> {
+        let sql = format!(
+            "SELECT {THREAD_COLUMNS} FROM thread t WHERE t.seq = $1 AND t.user_id = $2 AND t.deleted_at IS NULL"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(seq)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// `user_id`'s live threads, the most recently updated first.
+    pub async fn threads_of(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<ThreadItem>> {
+        let sql = format!(
+            "SELECT {THREAD_COLUMNS},
+                (SELECT substr(m.content, 1, 100) FROM message m
+                  WHERE m.thread_id = t.id AND m.status = 'complete'
+                  ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message_preview,
+                (SELECT COUNT(*) FROM message m WHERE m.thread_id = t.id AND m.status = 'complete')
+                  AS message_count
+               FROM thread t
+              WHERE t.user_id = $1 AND t.deleted_at IS NULL
+              ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Changes a live thread's title or model (those given); false when there is no such thread.
+    pub async fn update_thread(
+        &self,
+        user_id: &str,
+        id: &str,
+        title: Option<&str>,
+        model: Option<&str>,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE thread SET title = COALESCE($3, title), model = COALESCE($4, model), updated_at = $5
+                   WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL";
+        let changed = with_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(title)
+            .bind(model)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(changed > 0)
+    }
+
+    /// Soft-deletes a live thread; false when there is no such thread.
+    pub async fn delete_thread(&self, user_id: &str, id: &str) -> StoreResult<bool> {
+        let sql = "UPDATE thread SET deleted_at = $3 WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL";
+        let changed = with_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(changed > 0)
+    }
+
+    /// A page of a thread's complete messages, oldest first.
+    pub async fn messages(
+        &self,
+        thread_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.thread_id = $1 AND m.status = 'complete'
+              ORDER BY m.created_at, m.seq LIMIT $2 OFFSET $3"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(thread_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The newest `limit` complete messages of a thread, oldest first (a prompt's history).
+    pub async fn recent_messages(&self, thread_id: &str, limit: i64) -> StoreResult<Vec<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.thread_id = $1 AND m.status = 'complete'
+              ORDER BY m.created_at DESC, m.seq DESC LIMIT $2"
+        );
+        let mut newest: Vec<Message> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(thread_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        newest.reverse();
+        Ok(newest)
+    }
+
+    pub async fn add_message(&self, message: &NewMessage<'_>) -> StoreResult<Message> {
+        let id = new_id();
+        let status = if message.pending {
+            "pending"
+        } else {
+            "complete"
+        };
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at, seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM message))",
+            Pool::Postgres(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        };
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&id)
+            .bind(message.thread_id)
+            .bind(message.user_id)
+            .bind(message.role)
+            .bind(message.content)
+            .bind(message.model)
+            .bind(status)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(&id).fetch_one(pool).await)?)
+    }
+
+    /// Writes a pending answer's text and usage and lists it; the thread counts as updated.
+    pub async fn complete_message(&self, id: &str, answer: &Answered<'_>) -> StoreResult<()> {
+        let sql = "UPDATE message SET content = $2, model = $3, prompt_tokens = $4, completion_tokens = $5,
+                          cost_usd = $6, status = 'complete'
+                    WHERE id = $1";
+        let touch = "UPDATE thread SET updated_at = $2 WHERE id = (SELECT thread_id FROM message WHERE id = $1)";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(id)
+                .bind(answer.content)
+                .bind(answer.model)
+                .bind(answer.prompt_tokens)
+                .bind(answer.completion_tokens)
+                .bind(answer.cost_usd)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(touch).bind(id).bind(now()).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_message(&self, id: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM message WHERE id = $1";
+        with_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The newest complete message of `role` in a thread.
+    pub async fn last_message(&self, thread_id: &str, role: &str) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.thread_id = $1 AND m.role = $2 AND m.status = 'complete'
+              ORDER BY m.created_at DESC, m.seq DESC LIMIT 1"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(thread_id)
+            .bind(role)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Takes the thread for one answer until `until`, unless another answer holds it (true:
+    /// taken). The lease outlives a replica that dies mid-answer by at most its length.
+    pub async fn claim_thread(&self, thread_id: &str, until: DateTime<Utc>) -> StoreResult<bool> {
+        let sql = "UPDATE thread SET answering_until = $2
+                   WHERE id = $1 AND (answering_until IS NULL OR answering_until < $3)";
+        let taken = with_pool!(self, pool => sqlx::query(sql)
+            .bind(thread_id)
+            .bind(until)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(taken > 0)
+    }
+
+    pub async fn release_thread(&self, thread_id: &str) -> StoreResult<()> {
+        let sql = "UPDATE thread SET answering_until = NULL WHERE id = $1";
+        with_pool!(self, pool => sqlx::query(sql).bind(thread_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// What a user's live threads' answers cost, in USD.
+    pub async fn thread_spend(&self, user_id: &str) -> StoreResult<f64> {
+        let sql = "SELECT COALESCE(SUM(m.cost_usd), 0.0) FROM message m JOIN thread t ON t.id = m.thread_id
+                    WHERE t.user_id = $1 AND t.deleted_at IS NULL";
+        let total: Option<f64> =
+            with_pool!(self, pool => sqlx::query_scalar(sql).bind(user_id).fetch_one(pool).await)?;
+        Ok(total.unwrap_or(0.0))
+    }
+}
