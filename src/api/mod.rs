@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -74,6 +75,23 @@ pub fn router() -> Router<Arc<AppState>> {
                 .delete(limits::delete_key),
         )
         .route("/api/v1/limits", get(limits::mine))
+        // Seed 004's conversations and chat (integer ids).
+        .route("/chat/", post(conversations::send))
+        .route("/chat", post(conversations::send))
+        .route(
+            "/conversations/",
+            get(conversations::list).post(conversations::create),
+        )
+        .route(
+            "/conversations",
+            get(conversations::list).post(conversations::create),
+        )
+        .route("/conversations/{id}/messages", get(conversations::messages))
+        .route(
+            "/conversations/{id}/rename",
+            axum::routing::put(conversations::rename),
+        )
+        .route("/conversations/{id}", delete(conversations::delete))
         // Seed 003's threads, chat stream, model lists and spend.
         .route("/api/v1/threads", get(threads::list).post(threads::create))
         .route("/api/v1/threads/", get(threads::list).post(threads::create))

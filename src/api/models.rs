@@ -42,5 +42,14 @@ pub async fn catalog(
         .iter()
         .filter(|m| kind == "all" || m.kind == kind)
         .collect();
-    Ok(Json(json!({ "models": models })))
+    // Seed 004's frontend reads `chat`: the chat models' names, its picker's first the default.
+    let chat: Vec<&str> = state
+        .pipeline
+        .router
+        .catalog()
+        .iter()
+        .filter(|m| m.kind == "chat")
+        .map(|m| m.id.as_str())
+        .collect();
+    Ok(Json(json!({ "models": models, "chat": chat })))
 }

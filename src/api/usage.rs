@@ -170,24 +170,33 @@ pub async fn message_details(
         .of_message(&principal, &message_id)
         .await?;
     let items: Vec<Detail> = usage.records.iter().map(detail).collect();
+    let seq = usage.row.seq;
+    let usage_details: Vec<Value> = usage
+        .records
+        .iter()
+        .map(|r| seed_004_detail(r, seq))
+        .collect();
     Ok(Json(json!({
         "message_id": message_id,
         "conversation_id": usage.message.thread_id,
         "items": items,
         "totals": detail_totals(&usage.totals),
+        "message": super::conversations::message_out(&usage.row, None, None),
+        "usage_details": usage_details,
     })))
 }
 
 /// `GET /chat/{conversation_id}/usage-details`: the usage of every message of a conversation,
-/// totalled and split by model.
+/// totalled and split by model, and each record (seed 004's `usage_details`).
 pub async fn conversation_details(
     State(state): Shared,
     Caller(principal): Caller,
     Path(conversation_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let usage = Usage::new(&state)
+    let details = Usage::new(&state)
         .of_thread(&principal, &conversation_id)
         .await?;
+    let usage = &details.usage;
     let by_model: Vec<Value> = usage
         .by_model
         .iter()
@@ -197,12 +206,44 @@ pub async fn conversation_details(
             value
         })
         .collect();
+    let usage_details: Vec<Value> = details
+        .records
+        .iter()
+        .map(|r| {
+            let seq = r
+                .message_id
+                .as_ref()
+                .and_then(|id| details.message_seqs.get(id).copied());
+            seed_004_detail(r, seq)
+        })
+        .collect();
     Ok(Json(json!({
         "conversation_id": conversation_id,
         "messages": usage.messages,
         "totals": detail_totals(&usage.totals),
         "by_model": by_model,
+        "usage_details": usage_details,
     })))
+}
+
+/// Seed 004's usage detail: the record under the message's integer id, its scope in the
+/// seed's words (`final` for the answer itself, `title`, `summary`, ...).
+fn seed_004_detail(row: &UsageRow, message_seq: Option<i64>) -> Value {
+    let scope = match row.scope.as_str() {
+        "chat" | "api" => "final",
+        other => other,
+    };
+    json!({
+        "id": row.id,
+        "message_id": message_seq,
+        "scope": scope,
+        "model": row.model,
+        "input_tokens": row.prompt_tokens,
+        "output_tokens": row.completion_tokens,
+        "cached_tokens": row.cached_tokens,
+        "price": round_usd(row.cost_usd),
+        "created_at": super::conversations::timestamp(row.created_at),
+    })
 }
 
 /// A summary page: groups, their count, the bounds, and the totals of the whole filter.

@@ -58,6 +58,15 @@ impl<'a> Threads<'a> {
             .ok_or_else(not_found)
     }
 
+    /// The same by its integer id (seed 004's paths).
+    pub async fn get_by_seq(&self, user_id: &str, seq: i64) -> Result<Thread, GatewayError> {
+        self.state
+            .store
+            .thread_by_seq(user_id, seq)
+            .await?
+            .ok_or_else(not_found)
+    }
+
     pub async fn messages(
         &self,
         thread: &Thread,

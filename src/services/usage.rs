@@ -6,6 +6,7 @@ use super::access::{acting_for, ensure_visible};
 use crate::context::Principal;
 use crate::error::GatewayError;
 use crate::state::AppState;
+use crate::store::threads::Message;
 use crate::store::usage_queries::{
     DayModelUsage, MessageOwner, RecordPage, SummaryPage, ThreadOwner, ThreadUsage, UsageFilter,
     UsageRow, UsageTotals, UserDayModelUsage,
@@ -13,6 +14,16 @@ use crate::store::usage_queries::{
 
 /// The most records one message's details list (a message has a handful).
 const MESSAGE_RECORDS: i64 = 1_000;
+/// The most records one thread's details list.
+const THREAD_RECORDS: i64 = 10_000;
+
+/// A thread's usage: totals and the split by model, its records (oldest first), and its
+/// messages' integer ids (seed 004 names messages by them).
+pub struct ThreadDetails {
+    pub usage: ThreadUsage,
+    pub records: Vec<UsageRow>,
+    pub message_seqs: std::collections::HashMap<String, i64>,
+}
 
 const NO_OWN_USAGE: &str =
     "the master key has no usage of its own: name the user_id, or use /api/v1/admin/usage";
@@ -21,8 +32,10 @@ pub struct Usage<'a> {
     state: &'a AppState,
 }
 
-/// One message's usage: whose thread it is in, its records (oldest first) and their totals.
+/// One message's usage: the message, whose thread it is in, its records (oldest first) and
+/// their totals.
 pub struct MessageUsage {
+    pub row: Message,
     pub message: MessageOwner,
     pub records: Vec<UsageRow>,
     pub totals: UsageTotals,
@@ -33,37 +46,57 @@ impl<'a> Usage<'a> {
         Self { state }
     }
 
+    /// `message` is a message's id, or its integer id (seed 004).
     pub async fn of_message(
         &self,
         caller: &Principal,
-        message_id: &str,
+        message: &str,
     ) -> Result<MessageUsage, GatewayError> {
         let store = &self.state.store;
+        let row = store
+            .message_by_key(message)
+            .await?
+            .ok_or_else(GatewayError::resource_not_found)?;
         let message = store
-            .message_owner(message_id)
+            .message_owner(&row.id)
             .await?
             .ok_or_else(GatewayError::resource_not_found)?;
         ensure_visible(caller, &message.user_id, message.deleted)?;
-        let (records, totals) = store.message_usage(message_id, MESSAGE_RECORDS).await?;
+        let (records, totals) = store.message_usage(&row.id, MESSAGE_RECORDS).await?;
         Ok(MessageUsage {
+            row,
             message,
             records,
             totals,
         })
     }
 
+    /// `thread_id` is a thread's id, or its integer id (seed 004).
     pub async fn of_thread(
         &self,
         caller: &Principal,
         thread_id: &str,
-    ) -> Result<ThreadUsage, GatewayError> {
+    ) -> Result<ThreadDetails, GatewayError> {
         let store = &self.state.store;
+        let by_seq = match thread_id.parse::<i64>() {
+            Ok(seq) => store.thread_id_by_seq(seq).await?,
+            Err(_) => None,
+        };
+        let thread_id = by_seq.as_deref().unwrap_or(thread_id);
         let thread: ThreadOwner = store
             .thread_owner(thread_id)
             .await?
             .ok_or_else(GatewayError::resource_not_found)?;
         ensure_visible(caller, &thread.user_id, thread.deleted)?;
-        Ok(store.thread_usage(thread_id).await?)
+        let seqs = store.message_seqs(thread_id).await?;
+        Ok(ThreadDetails {
+            usage: store.thread_usage(thread_id).await?,
+            records: store.thread_records(thread_id, THREAD_RECORDS).await?,
+            message_seqs: seqs
+                .into_iter()
+                .filter_map(|(id, seq)| Some((id, seq?)))
+                .collect(),
+        })
     }
 
     /// A user's usage by day and model: the caller's own, or the `user_id` an admin names.

@@ -280,6 +280,31 @@ impl Store {
         Ok(())
     }
 
+    /// A message by its id, or by its integer id (seed 004) when `key` is a number.
+    pub async fn message_by_key(&self, key: &str) -> StoreResult<Option<Message>> {
+        let (column, seq) = match key.parse::<i64>() {
+            Ok(seq) => ("m.seq", Some(seq)),
+            Err(_) => ("m.id", None),
+        };
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE {column} = $1");
+        Ok(with_pool!(self, pool => match seq {
+            Some(seq) => sqlx::query_as(&sql).bind(seq).fetch_optional(pool).await,
+            None => sqlx::query_as(&sql).bind(key).fetch_optional(pool).await,
+        })?)
+    }
+
+    /// Every message's integer id in a thread, by message id (seed 004's usage details).
+    pub async fn message_seqs(&self, thread_id: &str) -> StoreResult<Vec<(String, Option<i64>)>> {
+        let sql = "SELECT id, seq FROM message WHERE thread_id = $1";
+        Ok(with_pool!(self, pool => sqlx::query_as(sql).bind(thread_id).fetch_all(pool).await)?)
+    }
+
+    /// A thread's id from its integer id (seed 004), whoever owns it.
+    pub async fn thread_id_by_seq(&self, seq: i64) -> StoreResult<Option<String>> {
+        let sql = "SELECT id FROM thread WHERE seq = $1";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(sql).bind(seq).fetch_optional(pool).await)?)
+    }
+
     /// The newest complete message of `role` in a thread.
     pub async fn last_message(&self, thread_id: &str, role: &str) -> StoreResult<Option<Message>> {
         let sql = format!(

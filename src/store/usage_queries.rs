@@ -55,6 +55,8 @@ pub struct UsageRow {
     pub thread_id: Option<String>,
     pub message_id: Option<String>,
     pub route: String,
+    /// What the call was for: `api` (/v1), `chat`, `title`, `summary`, ...
+    pub scope: String,
     pub model: Option<String>,
     pub provider: Option<String>,
     pub upstream_model: Option<String>,
@@ -80,7 +82,7 @@ pub struct UsageRow {
 
 const ROW_COLUMNS: &str =
     "id, request_id, created_at, user_id, api_key_id, thread_id, message_id, \
-    route, model, provider, upstream_model, status, outcome, stream, prompt_tokens, \
+    route, scope, model, provider, upstream_model, status, outcome, stream, prompt_tokens, \
     completion_tokens, cached_tokens, reasoning_tokens, audio_tokens, \
     prompt_tokens + completion_tokens AS total_tokens, audio_seconds, estimated, cost_usd, \
     latency_ms, ttfb_ms";
@@ -610,6 +612,18 @@ impl Store {
     }
 
     /// The usage of a thread: its records are those naming the thread or one of its messages.
+    /// A thread's records, oldest first (at most `limit`).
+    pub async fn thread_records(&self, thread_id: &str, limit: i64) -> StoreResult<Vec<UsageRow>> {
+        let mut sql = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM usage_record"));
+        let id = sql.arg(Arg::Text(thread_id.to_string()));
+        sql.push(&format!(
+            " WHERE (thread_id = {id} OR message_id IN \
+             (SELECT m.id FROM message m WHERE m.thread_id = {id})) ORDER BY created_at, id"
+        ))
+        .page(limit, 0);
+        self.fetch_rows(&sql).await
+    }
+
     pub async fn thread_usage(&self, thread_id: &str) -> StoreResult<ThreadUsage> {
         let scope = |sql: &mut Sql| {
             let id = sql.arg(Arg::Text(thread_id.to_string()));
