@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 mod anonymous;
+mod chat;
 mod cors;
 mod identity;
 mod limits;
@@ -22,6 +23,8 @@ mod server;
 
 pub use anonymous::AnonymousConfig;
 use anonymous::RawAnonymous;
+pub use chat::ChatConfig;
+use chat::RawChat;
 use cors::RawCors;
 pub use cors::{CorsConfig, CorsOrigins};
 pub use identity::{
@@ -78,6 +81,8 @@ struct RawConfig {
     anonymous: RawAnonymous,
     #[serde(default)]
     cors: RawCors,
+    #[serde(default)]
+    chat: RawChat,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,6 +107,7 @@ pub struct Config {
     pub anonymous: Option<AnonymousConfig>,
     /// None: no CORS headers.
     pub cors: Option<CorsConfig>,
+    pub chat: ChatConfig,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -221,6 +227,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     };
     let limits = limits::limits(raw_limits, redis.as_ref(), &mut problems);
     let cors = cors::cors(raw.cors, &mut problems);
+    let chat = chat::chat(raw.chat, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -240,6 +247,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         limits,
         anonymous,
         cors,
+        chat,
     })
 }
 

@@ -110,6 +110,7 @@ pub async fn build_state_with(
         metrics: config.metrics.clone(),
         cors: config.cors.clone(),
         anonymous: config.anonymous.is_some(),
+        chat: config.chat.clone(),
         store: identity.store.clone(),
         identity,
         limits,

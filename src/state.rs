@@ -27,6 +27,8 @@ pub struct AppState {
     /// The background usage writer (None when metering.enabled = false).
     pub usage_writer: Option<Arc<crate::metering::UsageWriter>>,
     pub metrics: crate::config::MetricsConfig,
+    /// The app's chat settings (`[chat]`).
+    pub chat: crate::config::ChatConfig,
     /// Whether callers without a credential are let in on /v1 (`[anonymous]`), so /v1 requests
     /// carry their client address.
     pub anonymous: bool,

@@ -1270,7 +1270,7 @@ each_database!(users_cannot_reach_each_others_things, |engine, url| {
         assert_api_error(&r, 403, "forbidden", &format!("{engine}: delete A"));
         let r = get(&h, "/api/v1/admin/users", Some(token)).await;
         assert_api_error(&r, 403, "forbidden", &format!("{engine}: list users"));
-        let r = get(&h, "/api/v1/admin/sessions", Some(token)).await;
+        let r = get(&h, "/api/v1/admin/login-sessions", Some(token)).await;
         assert_api_error(&r, 403, "forbidden", &format!("{engine}: sessions"));
     }
     assert_eq!(get_me(&h, a).await.status, 200, "{engine}: A still exists");
@@ -1328,7 +1328,7 @@ async fn admins_list_and_delete_users() {
         assert_api_error(&r, 401, "not_authenticated", &format!("{engine}: anon"));
 
         // Sessions.
-        let r = get(&h, "/api/v1/admin/sessions", Some(admin)).await;
+        let r = get(&h, "/api/v1/admin/login-sessions", Some(admin)).await;
         assert_eq!(r.status, 200, "{engine}: sessions: {}", r.text);
         assert!(
             r.body["total"].as_i64().unwrap() >= 4,
@@ -1336,7 +1336,12 @@ async fn admins_list_and_delete_users() {
             r.text
         );
         assert!(r.text.contains(&victim), "{engine}: {}", r.text);
-        assert_eq!(get(&h, "/api/v1/admin/sessions", Some(u)).await.status, 403);
+        assert_eq!(
+            get(&h, "/api/v1/admin/login-sessions", Some(u))
+                .await
+                .status,
+            403
+        );
 
         // An admin sees and manages another user's keys.
         let r = post(&h, "/api/v1/keys", Some(u), &json!({"name": "victim's"})).await;

@@ -7,6 +7,8 @@ CREATE UNIQUE INDEX thread_seq_key ON thread (seq);
 ALTER TABLE thread ADD COLUMN answering_until text;
 -- The running summary covers every message created up to this instant.
 ALTER TABLE thread ADD COLUMN summarized_through text;
+-- Seed 002's sessions can be closed (listed only with active_only=false) and reopened.
+ALTER TABLE thread ADD COLUMN is_active integer NOT NULL DEFAULT 1;
 CREATE INDEX thread_user_live_idx ON thread (user_id, deleted_at, updated_at);
 
 ALTER TABLE message ADD COLUMN seq integer;

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod llm;
 pub mod models;
 pub mod prompts;
+pub mod sessions;
 pub mod thread_chat;
 pub mod threads;
 pub mod usage;
@@ -61,7 +62,9 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/keys/{id}", delete(keys::revoke))
         .route("/api/v1/admin/users", get(admin::list_users))
         .route("/api/v1/admin/users/{user_id}", delete(admin::delete_user))
-        .route("/api/v1/admin/sessions", get(admin::list_sessions))
+        // Login sessions; seed 002's README gives /admin/sessions to chat sessions.
+        .route("/api/v1/admin/login-sessions", get(admin::list_sessions))
+        .route("/api/v1/admin/sessions", get(sessions::admin_list))
         .route(
             "/api/v1/admin/users/{user_id}/limits",
             get(limits::get_user)
@@ -75,6 +78,36 @@ pub fn router() -> Router<Arc<AppState>> {
                 .delete(limits::delete_key),
         )
         .route("/api/v1/limits", get(limits::mine))
+        // Seeds 001 and 002's chat and sessions (`{id}` is 002's user in the path).
+        .route("/", get(sessions::root))
+        .route("/api/v1/health", get(sessions::chat_health))
+        .route("/api/v1/chat/health", get(sessions::chat_health))
+        .route("/api/v1/chat", post(sessions::chat_001))
+        .route("/api/v1/chat/stream", post(sessions::stream_001))
+        .route("/api/v1/chat/{id}", post(sessions::chat_002))
+        .route("/api/v1/chat/{id}/new", post(sessions::new_002))
+        .route(
+            "/api/v1/chat/{id}/new/stream",
+            post(sessions::new_stream_002),
+        )
+        .route(
+            "/api/v1/chat/{id}/sessions",
+            get(sessions::list_002).post(sessions::create_002),
+        )
+        .route(
+            "/api/v1/chat/{id}/sessions/{session_id}",
+            get(sessions::get_002)
+                .put(sessions::update_002)
+                .delete(sessions::delete_002),
+        )
+        .route(
+            "/api/v1/chat/{id}/{session_id}",
+            post(sessions::continue_002),
+        )
+        .route(
+            "/api/v1/chat/{id}/{session_id}/stream",
+            post(sessions::continue_stream_002),
+        )
         // Seed 004's conversations and chat (integer ids).
         .route("/chat/", post(conversations::send))
         .route("/chat", post(conversations::send))

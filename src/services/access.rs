@@ -36,3 +36,26 @@ pub fn ensure_visible(
         Err(GatewayError::resource_not_found())
     }
 }
+
+/// The user a path's `{user_id}` names (seed 002 puts it in every path): the caller's own id,
+/// username or email, or, for an admin, anyone's. Anything else is a 404.
+pub async fn path_user(
+    state: &crate::state::AppState,
+    principal: &Principal,
+    named: &str,
+) -> Result<String, GatewayError> {
+    if principal.user_id() == Some(named) {
+        return Ok(named.to_string());
+    }
+    let store = &state.store;
+    let user = match store.user_by_id(named).await? {
+        Some(user) => Some(user),
+        None => store.user_for_login(named).await?.map(|(user, _)| user),
+    };
+    match user {
+        Some(user) if principal.user_id() == Some(user.id.as_str()) || principal.is_admin() => {
+            Ok(user.id)
+        }
+        _ => Err(GatewayError::resource_not_found()),
+    }
+}

@@ -16,6 +16,8 @@ pub struct Thread {
     pub title: Option<String>,
     pub model: Option<String>,
     pub summary: Option<String>,
+    /// Seed 002's sessions can be closed and reopened.
+    pub is_active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -64,7 +66,7 @@ pub struct Answered<'a> {
 }
 
 const THREAD_COLUMNS: &str =
-    "t.id, t.seq, t.user_id, t.title, t.model, t.summary, t.created_at, t.updated_at";
+    "t.id, t.seq, t.user_id, t.title, t.model, t.summary, t.is_active, t.created_at, t.updated_at";
 const MESSAGE_COLUMNS: &str =
     "m.id, m.seq, m.thread_id, m.role, m.content, m.model, m.prompt_tokens, \
      m.completion_tokens, m.cost_usd, m.created_at";
@@ -134,6 +136,23 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<ThreadItem>> {
+        self.thread_list(Some(user_id), false, limit, offset).await
+    }
+
+    /// Live threads (`user_id`'s, or everyone's), the most recently updated first; with
+    /// `active_only`, not the closed ones.
+    pub async fn thread_list(
+        &self,
+        user_id: Option<&str>,
+        active_only: bool,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<ThreadItem>> {
+        let active = if active_only {
+            " AND t.is_active = $4"
+        } else {
+            " AND $4 = $4"
+        };
         let sql = format!(
             "SELECT {THREAD_COLUMNS},
                 (SELECT substr(m.content, 1, 100) FROM message m
@@ -142,15 +161,53 @@ impl Store {
                 (SELECT COUNT(*) FROM message m WHERE m.thread_id = t.id AND m.status = 'complete')
                   AS message_count
                FROM thread t
-              WHERE t.user_id = $1 AND t.deleted_at IS NULL
+              WHERE ($1 IS NULL OR t.user_id = $1) AND t.deleted_at IS NULL{active}
               ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3"
         );
         Ok(with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(user_id)
             .bind(limit)
             .bind(offset)
+            .bind(true)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// How many live threads `thread_list` would list in all.
+    pub async fn thread_count(&self, user_id: Option<&str>, active_only: bool) -> StoreResult<i64> {
+        let active = if active_only {
+            " AND is_active = $2"
+        } else {
+            " AND $2 = $2"
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM thread WHERE ($1 IS NULL OR user_id = $1) AND deleted_at IS NULL{active}"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_scalar(&sql)
+            .bind(user_id)
+            .bind(true)
+            .fetch_one(pool)
+            .await)?)
+    }
+
+    /// Closes or reopens a live thread (seed 002); false when there is no such thread.
+    pub async fn set_thread_active(
+        &self,
+        user_id: &str,
+        id: &str,
+        active: bool,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE thread SET is_active = $3, updated_at = $4
+                   WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL";
+        let changed = with_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(active)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(changed > 0)
     }
 
     /// Changes a live thread's title or model (those given); false when there is no such thread.
