@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Caller, JsonBody, QueryParams, UserCaller};
-use crate::context::Principal;
 use crate::services::access::path_user;
 use crate::services::chat::{Answering, ChatEvent};
 use crate::services::{Chat, Threads};
@@ -88,48 +87,65 @@ async fn session(state: &AppState, user_id: &str, id: &str) -> ApiResult<Thread>
         .map_err(|_| session_not_found())
 }
 
-/// Where a turn goes: the named session, or a new one titled after the message.
-async fn session_for(
+/// A turn's user and session: seed 001's caller, or seed 002's path user (checked against
+/// the body's `user_id`: 400 on a mismatch, as the seed answers); the session named, or a new
+/// one titled after the message. Returns the user's id and the `user_id` the answer names.
+async fn prepare(
     state: &AppState,
-    user_id: &str,
+    caller: &UserCaller,
+    path: Option<&str>,
     session_id: Option<&str>,
-    message: &str,
-) -> ApiResult<Thread> {
-    match session_id {
-        Some(id) => session(state, user_id, id).await,
-        None => Ok(Threads::new(state)
-            .create(
-                user_id,
-                Some(&title_from(message)),
-                &state.chat.default_model,
+    body: &ChatBody,
+) -> ApiResult<(Thread, String)> {
+    let (user_id, shown) = match path {
+        None => (caller.user_id.clone(), caller.user_id.clone()),
+        Some(path) => {
+            if body.user_id.as_deref().is_some_and(|b| b != path) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "user_id_mismatch",
+                    "User ID mismatch",
+                ));
+            }
+            (
+                path_user(state, &caller.principal, path).await?,
+                path.to_string(),
             )
-            .await?),
-    }
-}
-
-/// Whose turn: the user's id, and the `user_id` the answer names (seed 002 echoes its path's).
-struct Who<'a> {
-    user_id: &'a str,
-    shown: &'a str,
+        }
+    };
+    let message = message_of(body)?;
+    let thread = match session_id.or(body.session_id.as_deref()) {
+        Some(id) => session(state, &user_id, id).await?,
+        None => {
+            Threads::new(state)
+                .create(
+                    &user_id,
+                    Some(&title_from(message)),
+                    &state.chat.default_model,
+                )
+                .await?
+        }
+    };
+    Ok((thread, shown))
 }
 
 /// One turn, answered in one body.
 async fn turn(
     state: &Arc<AppState>,
-    caller: &Principal,
-    who: Who<'_>,
+    caller: &UserCaller,
+    path: Option<&str>,
     session_id: Option<&str>,
-    message: &str,
+    body: &ChatBody,
 ) -> ApiResult<Json<Value>> {
-    let user_id = who.user_id;
-    let thread = session_for(state, user_id, session_id, message).await?;
+    let (thread, shown) = prepare(state, caller, path, session_id, body).await?;
+    let message = message_of(body)?;
     let (_, answering) = Chat::new(state.clone())
-        .send(caller, &thread, message)
+        .send(&caller.principal, &thread, message)
         .await?;
     let answer = answering.finish().await?;
     Ok(Json(json!({
         "response": answer.message.content,
-        "user_id": who.shown,
+        "user_id": shown,
         "session_id": thread.id,
         "memories_used": [],
         "timestamp": naive(Utc::now()),
@@ -140,14 +156,14 @@ async fn turn(
 /// seeds send the whole answer as one such line); an error ends it with `data: [error] ...`.
 async fn turn_stream(
     state: &Arc<AppState>,
-    caller: &Principal,
-    user_id: &str,
+    caller: &UserCaller,
+    path: Option<&str>,
     session_id: Option<&str>,
-    message: &str,
+    body: &ChatBody,
 ) -> ApiResult<Response> {
-    let thread = session_for(state, user_id, session_id, message).await?;
+    let (thread, _) = prepare(state, caller, path, session_id, body).await?;
     let (_, answering) = Chat::new(state.clone())
-        .send(caller, &thread, message)
+        .send(&caller.principal, &thread, message_of(body)?)
         .await?;
     Ok(plain_stream(answering))
 }
@@ -177,26 +193,13 @@ fn plain_stream(answering: Answering) -> Response {
     response
 }
 
-// Seed 001: the caller from the credential.
-
+/// Seed 001's `POST /api/v1/chat`: the caller from the credential.
 pub async fn chat_001(
     State(state): Shared,
     caller: UserCaller,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> ApiResult<Json<Value>> {
-    let message = message_of(&body)?;
-    let who = Who {
-        user_id: &caller.user_id,
-        shown: &caller.user_id,
-    };
-    turn(
-        &state,
-        &caller.principal,
-        who,
-        body.session_id.as_deref(),
-        message,
-    )
-    .await
+    turn(&state, &caller, None, None, &body).await
 }
 
 pub async fn stream_001(
@@ -204,61 +207,29 @@ pub async fn stream_001(
     caller: UserCaller,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> ApiResult<Response> {
-    let message = message_of(&body)?;
-    turn_stream(
-        &state,
-        &caller.principal,
-        &caller.user_id,
-        body.session_id.as_deref(),
-        message,
-    )
-    .await
+    turn_stream(&state, &caller, None, None, &body).await
 }
 
-// Seed 002: the user in the path (and the body).
-
-/// The path's user, checked against the body's `user_id` when it gives one (400 on a
-/// mismatch, as the seed answers).
-async fn user_002(
-    state: &AppState,
-    caller: &UserCaller,
-    path: &str,
-    body: &ChatBody,
-) -> ApiResult<String> {
-    if body.user_id.as_deref().is_some_and(|b| b != path) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "user_id_mismatch",
-            "User ID mismatch",
-        ));
-    }
-    Ok(path_user(state, &caller.principal, path).await?)
-}
-
+/// Seed 002's `POST .../{user_id}/new`: always a new session (a body's `session_id` is
+/// ignored, as the seed does).
 pub async fn new_002(
     State(state): Shared,
     caller: UserCaller,
     Path(user): Path<String>,
-    JsonBody(body): JsonBody<ChatBody>,
+    JsonBody(mut body): JsonBody<ChatBody>,
 ) -> ApiResult<Json<Value>> {
-    let user_id = user_002(&state, &caller, &user, &body).await?;
-    let message = message_of(&body)?;
-    let who = Who {
-        user_id: &user_id,
-        shown: &user,
-    };
-    turn(&state, &caller.principal, who, None, message).await
+    body.session_id = None;
+    turn(&state, &caller, Some(&user), None, &body).await
 }
 
 pub async fn new_stream_002(
     State(state): Shared,
     caller: UserCaller,
     Path(user): Path<String>,
-    JsonBody(body): JsonBody<ChatBody>,
+    JsonBody(mut body): JsonBody<ChatBody>,
 ) -> ApiResult<Response> {
-    let user_id = user_002(&state, &caller, &user, &body).await?;
-    let message = message_of(&body)?;
-    turn_stream(&state, &caller.principal, &user_id, None, message).await
+    body.session_id = None;
+    turn_stream(&state, &caller, Some(&user), None, &body).await
 }
 
 /// The README's `POST /api/v1/chat/{user_id}`: the body's `session_id`, or a new session.
@@ -268,20 +239,7 @@ pub async fn chat_002(
     Path(user): Path<String>,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> ApiResult<Json<Value>> {
-    let user_id = user_002(&state, &caller, &user, &body).await?;
-    let message = message_of(&body)?;
-    let who = Who {
-        user_id: &user_id,
-        shown: &user,
-    };
-    turn(
-        &state,
-        &caller.principal,
-        who,
-        body.session_id.as_deref(),
-        message,
-    )
-    .await
+    turn(&state, &caller, Some(&user), None, &body).await
 }
 
 pub async fn continue_002(
@@ -290,13 +248,7 @@ pub async fn continue_002(
     Path((user, session_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> ApiResult<Json<Value>> {
-    let user_id = user_002(&state, &caller, &user, &body).await?;
-    let message = message_of(&body)?;
-    let who = Who {
-        user_id: &user_id,
-        shown: &user,
-    };
-    turn(&state, &caller.principal, who, Some(&session_id), message).await
+    turn(&state, &caller, Some(&user), Some(&session_id), &body).await
 }
 
 pub async fn continue_stream_002(
@@ -305,16 +257,7 @@ pub async fn continue_stream_002(
     Path((user, session_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> ApiResult<Response> {
-    let user_id = user_002(&state, &caller, &user, &body).await?;
-    let message = message_of(&body)?;
-    turn_stream(
-        &state,
-        &caller.principal,
-        &user_id,
-        Some(&session_id),
-        message,
-    )
-    .await
+    turn_stream(&state, &caller, Some(&user), Some(&session_id), &body).await
 }
 
 fn summary(item: &ThreadItem) -> Value {
