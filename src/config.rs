@@ -350,6 +350,25 @@ targets = [{ provider = "opnai", model = "gpt-4o" }]
     }
 
     #[test]
+    fn the_shortest_password_may_go_down_to_six() {
+        let parse = |n: usize| {
+            Config::parse(
+                &format!("[auth]\nmin_password_length = {n}\n"),
+                "test",
+                &no_env,
+            )
+        };
+        assert_eq!(parse(6).unwrap().identity.min_password_length, 6);
+        let err = parse(5).unwrap_err();
+        assert!(
+            err.problems[0].starts_with("auth.min_password_length"),
+            "{err}"
+        );
+        let default = Config::parse("", "test", &no_env).unwrap();
+        assert_eq!(default.identity.min_password_length, 8);
+    }
+
+    #[test]
     fn rejects_unknown_keys_with_their_path() {
         let text = "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n";
         let err = Config::parse(text, "test", &no_env).unwrap_err();

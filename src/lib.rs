@@ -85,6 +85,12 @@ pub async fn build_state_with(
         .metering
         .enabled
         .then(|| metering::UsageWriter::start(identity.store.clone(), config.metering.clone()));
+    if config.identity.min_password_length < 8 {
+        tracing::warn!(
+            min_password_length = config.identity.min_password_length,
+            "passwords shorter than 8 characters are accepted (auth.min_password_length)"
+        );
+    }
     if let Some(anonymous) = &config.anonymous {
         let routes: Vec<&str> = anonymous.routes.iter().map(|r| r.as_str()).collect();
         tracing::warn!(

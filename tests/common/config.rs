@@ -1,12 +1,12 @@
 //! The test gateway's config, built one way for every harness: the standard test providers and
 //! models on the mock (`config_text_on`), plus any whole sections a test writes out as TOML
 //! (`sections`: a `[limits]` table is clearer as the text a user would write), then typed
-//! changes to the validated `Config` (`database`, `metering`, `routing`), so a test that
+//! changes to the validated `Config` (`database`, `identity`, `metering`, `routing`), so a test that
 //! changes one setting names it and the compiler checks it.
 
 use std::path::Path;
 
-use gateway::config::{Config, MeteringConfig, RoutingConfig, Secret};
+use gateway::config::{Config, IdentityConfig, MeteringConfig, RoutingConfig, Secret};
 
 /// One typed change to the validated config.
 type Change = Box<dyn FnOnce(&mut Config)>;
@@ -56,6 +56,11 @@ impl TestConfig {
 
     pub fn metering(mut self, change: impl FnOnce(&mut MeteringConfig) + 'static) -> Self {
         self.changes.push(Box::new(|c| change(&mut c.metering)));
+        self
+    }
+
+    pub fn identity(mut self, change: impl FnOnce(&mut IdentityConfig) + 'static) -> Self {
+        self.changes.push(Box::new(|c| change(&mut c.identity)));
         self
     }
 
