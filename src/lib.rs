@@ -117,6 +117,7 @@ pub async fn build_state_with(
         cors: config.cors.clone(),
         anonymous: config.anonymous.is_some(),
         chat: config.chat.clone(),
+        jobs: jobs::JobRunner::start("app", 1_000, 2),
         store: identity.store.clone(),
         identity,
         limits,
@@ -189,7 +190,9 @@ pub async fn serve_state(
     };
     let peer_on_v1 = state.anonymous;
     server::serve(listener, handler, stop_accepting, drain_timeout, peer_on_v1).await;
-    // Every request has ended: what they used is written before the process goes.
+    // Every request has ended: the background jobs they started finish, then what they all
+    // used is written before the process goes.
+    state.jobs.flush().await;
     if let Some(writer) = &state.usage_writer {
         writer.flush().await;
         tracing::info!("usage records flushed");
@@ -208,6 +211,11 @@ impl GatewayHandle {
     /// `http://ADDR` (the OpenAI base URL is this plus `/v1`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until every background job started so far (thread summaries) has run.
+    pub async fn flush_jobs(&self) {
+        self.state.jobs.flush().await;
     }
 
     /// Waits until the usage records of every request ended so far are written.

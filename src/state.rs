@@ -27,6 +27,9 @@ pub struct AppState {
     /// The background usage writer (None when metering.enabled = false).
     pub usage_writer: Option<Arc<crate::metering::UsageWriter>>,
     pub metrics: crate::config::MetricsConfig,
+    /// Background jobs of the app (thread summaries; memory extraction next): bounded, skipped
+    /// and counted when full, flushed on shutdown.
+    pub jobs: Arc<crate::jobs::JobRunner>,
     /// The app's chat settings (`[chat]`).
     pub chat: crate::config::ChatConfig,
     /// Whether callers without a credential are let in on /v1 (`[anonymous]`), so /v1 requests

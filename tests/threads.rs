@@ -663,3 +663,118 @@ each_database!(
         assert_eq!(events.last().unwrap().event, "done", "{engine}");
     }
 );
+
+/// A model whose context window holds about two long turns (150 tokens after the answer's
+/// allowance), so a third is sent without the first.
+const SMALL_WINDOW: &str = r#"
+[[models]]
+name = "small-window"
+targets = [{ provider = "mock", model = "mock-gpt" }]
+
+[pricing.models."small-window"]
+input_per_mtok = 1.0
+output_per_mtok = 1.0
+context_window = 200
+max_output_tokens = 50
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_the_window_drops_are_folded_into_a_running_summary() {
+    let h = common::start_with(SMALL_WINDOW).await;
+    let ann = register(&h, "ann@example.com").await;
+    let thread = new_thread(&h, &ann, "small-window").await;
+    let long = "word ".repeat(60);
+    // The first turn fits; the second pushes the first question out of the window.
+    for _ in 0..2 {
+        let events = chat(&h, &ann, &thread, &long).await;
+        assert_eq!(events.last().unwrap().event, "done", "{events:?}");
+    }
+    h.gateway.flush_jobs().await;
+    h.gateway.flush_usage().await;
+
+    // The summary (made by the model, usage scope `summary`) is the thread's: seed 004's list
+    // shows it.
+    let r = send(&h, Method::GET, "/conversations/", Some(&ann), None).await;
+    let summary = r.body[0]["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(summary.starts_with("tok0"), "{}", r.text);
+    let r = send(
+        &h,
+        Method::GET,
+        &format!("/chat/{thread}/usage-details"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    let scopes: Vec<&str> = r.body["usage_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["final", "final", "summary"], "{}", r.text);
+
+    // A short turn drops nothing the summary has not covered: no new summary. The summary
+    // rides along as a system message.
+    let events = chat(&h, &ann, &thread, "short").await;
+    assert_eq!(events.last().unwrap().event, "done", "{events:?}");
+    h.gateway.flush_jobs().await;
+    h.gateway.flush_usage().await;
+    let r = send(
+        &h,
+        Method::GET,
+        &format!("/chat/{thread}/usage-details"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    let count = |r: &Reply| {
+        r.body["usage_details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["scope"] == "summary")
+            .count()
+    };
+    assert_eq!(count(&r), 1, "{}", r.text);
+    // A long one pushes more out: the summary moves on over them.
+    let events = chat(&h, &ann, &thread, &long).await;
+    assert_eq!(events.last().unwrap().event, "done", "{events:?}");
+    h.gateway.flush_jobs().await;
+    h.gateway.flush_usage().await;
+    let r = send(
+        &h,
+        Method::GET,
+        &format!("/chat/{thread}/usage-details"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    assert_eq!(count(&r), 2, "{}", r.text);
+
+    // A thread whose history fits is never summarized.
+    let small = new_thread(&h, &ann, "mock-gpt").await;
+    chat(&h, &ann, &small, "hi").await;
+    chat(&h, &ann, &small, "again").await;
+    h.gateway.flush_jobs().await;
+    h.gateway.flush_usage().await;
+    let r = send(
+        &h,
+        Method::GET,
+        &format!("/chat/{small}/usage-details"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    assert!(
+        r.body["usage_details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["scope"] == "final"),
+        "{}",
+        r.text
+    );
+}

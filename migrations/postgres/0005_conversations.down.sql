@@ -5,6 +5,6 @@ ALTER TABLE message DROP COLUMN status;
 ALTER TABLE message DROP COLUMN seq;
 DROP INDEX thread_user_live_idx;
 ALTER TABLE thread DROP COLUMN is_active;
-ALTER TABLE thread DROP COLUMN summarized_through;
+ALTER TABLE thread DROP COLUMN summarized_through_seq;
 ALTER TABLE thread DROP COLUMN answering_until;
 ALTER TABLE thread DROP COLUMN seq;

@@ -4,8 +4,8 @@
 ALTER TABLE thread ADD COLUMN seq bigserial UNIQUE;
 -- Until when an answer is being generated in this thread: a second send meanwhile gets 409.
 ALTER TABLE thread ADD COLUMN answering_until timestamptz;
--- The running summary covers every message created up to this instant.
-ALTER TABLE thread ADD COLUMN summarized_through timestamptz;
+-- The running summary covers the messages up to this one (by seq).
+ALTER TABLE thread ADD COLUMN summarized_through_seq bigint;
 -- Seed 002's sessions can be closed (listed only with active_only=false) and reopened.
 ALTER TABLE thread ADD COLUMN is_active boolean NOT NULL DEFAULT true;
 CREATE INDEX thread_user_live_idx ON thread (user_id, deleted_at, updated_at);

@@ -5,8 +5,8 @@ ALTER TABLE thread ADD COLUMN seq integer;
 CREATE UNIQUE INDEX thread_seq_key ON thread (seq);
 -- Until when an answer is being generated in this thread: a second send meanwhile gets 409.
 ALTER TABLE thread ADD COLUMN answering_until text;
--- The running summary covers every message created up to this instant.
-ALTER TABLE thread ADD COLUMN summarized_through text;
+-- The running summary covers the messages up to this one (by seq).
+ALTER TABLE thread ADD COLUMN summarized_through_seq integer;
 -- Seed 002's sessions can be closed (listed only with active_only=false) and reopened.
 ALTER TABLE thread ADD COLUMN is_active integer NOT NULL DEFAULT 1;
 CREATE INDEX thread_user_live_idx ON thread (user_id, deleted_at, updated_at);

@@ -24,6 +24,8 @@ use crate::usage::{TokenUsage, UsageScope};
 
 /// The most messages read back for a prompt (then trimmed to the context window).
 const HISTORY_MESSAGES: i64 = 50;
+/// The most turns one summary update folds in.
+const SUMMARY_MESSAGES: i64 = 200;
 /// Context window and output allowance of a model the price table does not describe.
 const DEFAULT_CONTEXT_WINDOW: u64 = 32_000;
 const DEFAULT_OUTPUT_ALLOWANCE: u64 = 4_096;
@@ -181,7 +183,13 @@ impl Chat {
                 .await?;
             Ok::<_, GatewayError>((history, pending))
         };
-        let (history, pending) = match prepared.await {
+        let (
+            History {
+                messages: history,
+                summarize_before,
+            },
+            pending,
+        ) = match prepared.await {
             Ok(prepared) => prepared,
             Err(error) => {
                 self.release(&thread.id).await;
@@ -194,10 +202,19 @@ impl Chat {
         let request = ChatRequest::new(model, history).streaming();
         let state = self.state.clone();
         let thread_id = thread.id.clone();
+        let summary_job = summarize_before.map(|before| (caller.clone(), thread.clone(), before));
         tokio::spawn(async move {
             let result = generate(&state, call, request, &pending, &tx).await;
             let event = match result {
-                Ok(answer) => ChatEvent::Done(Box::new(answer)),
+                Ok(answer) => {
+                    if let Some((caller, thread, before)) = summary_job {
+                        // Bounded: when the queue is full the summary waits for a later turn.
+                        state
+                            .jobs
+                            .submit(summarize(state.clone(), caller, thread, before));
+                    }
+                    ChatEvent::Done(Box::new(answer))
+                }
                 Err(error) => {
                     if let Err(e) = state.store.delete_message(&pending.id).await {
                         tracing::error!(message = %pending.id, error = %e, "removing a failed answer failed");
@@ -213,12 +230,9 @@ impl Chat {
     }
 
     /// The thread's newest messages that fit the model's context window with room for the
-    /// answer: the oldest go first, the newest turn always stays.
-    async fn history(
-        &self,
-        thread: &Thread,
-        model: &str,
-    ) -> Result<Vec<ChatMessage>, GatewayError> {
+    /// answer: the oldest go first, the newest turn always stays. Turns left out are stood for by
+    /// the thread's running summary, when it has one.
+    async fn history(&self, thread: &Thread, model: &str) -> Result<History, GatewayError> {
         let messages = self
             .state
             .store
@@ -234,7 +248,111 @@ impl Chat {
             .and_then(|p| p.max_output_tokens)
             .unwrap_or(DEFAULT_OUTPUT_ALLOWANCE)
             .min(window / 4);
-        Ok(fit_to_window(&messages, window.saturating_sub(allowance)))
+        let mut budget = window.saturating_sub(allowance);
+        let summary = thread.summary.as_deref().filter(|s| !s.is_empty());
+        if let Some(summary) = summary {
+            budget = budget.saturating_sub(summary.len() as u64 / 4 + 16);
+        }
+        let mut kept = fit_to_window(&messages, budget);
+        // Something is left out: the window trimmed the history, or the thread is longer than
+        // the messages read.
+        let dropped = kept.len() < messages.len() || messages.len() as i64 == HISTORY_MESSAGES;
+        let first_kept = messages
+            .len()
+            .checked_sub(kept.len())
+            .and_then(|i| messages.get(i));
+        if let (true, Some(summary)) = (dropped, summary) {
+            kept.insert(
+                0,
+                ChatMessage::system(format!(
+                    "Summary of the earlier part of this conversation: {summary}"
+                )),
+            );
+        }
+        Ok(History {
+            messages: kept,
+            summarize_before: dropped
+                .then(|| first_kept.and_then(|m| m.seq))
+                .flatten()
+                // Only when turns the summary has not covered yet were left out.
+                .filter(|before| {
+                    thread
+                        .summarized_through_seq
+                        .is_none_or(|t| t + 1 < *before)
+                }),
+        })
+    }
+}
+
+/// What a turn sends, and whether turns before `summarize_before` (a message's seq) have yet
+/// to be folded into the thread's running summary.
+struct History {
+    messages: Vec<ChatMessage>,
+    summarize_before: Option<i64>,
+}
+
+/// Folds the turns a thread's history no longer sends (those after what its summary covers and
+/// before `before`) into its running summary, through the pipeline (usage scope `summary`).
+/// A background job: a failure leaves the old summary, logged.
+async fn summarize(state: Arc<AppState>, caller: Principal, thread: Thread, before: i64) {
+    let store = &state.store;
+    let turns = match store
+        .messages_between(
+            &thread.id,
+            thread.summarized_through_seq,
+            before,
+            SUMMARY_MESSAGES,
+        )
+        .await
+    {
+        Ok(turns) if !turns.is_empty() => turns,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::warn!(thread = %thread.id, error = %error, "reading turns to summarize failed");
+            return;
+        }
+    };
+    let mut text = String::new();
+    if let Some(summary) = thread.summary.as_deref().filter(|s| !s.is_empty()) {
+        text.push_str("Summary so far: ");
+        text.push_str(summary);
+        text.push_str("\n\n");
+    }
+    text.push_str("Turns to add:\n");
+    for turn in &turns {
+        text.push_str(&turn.role);
+        text.push_str(": ");
+        text.push_str(&turn.content);
+        text.push('\n');
+    }
+    let mut request = ChatRequest::new(
+        thread.model.clone().unwrap_or_default(),
+        vec![
+            ChatMessage::system(
+                "Update the summary of this conversation with the turns given. Keep facts, \
+                 names, numbers and decisions; under 200 words; answer with the summary only.",
+            ),
+            ChatMessage::user(text),
+        ],
+    );
+    request.max_tokens = Some(400);
+    let call = CallContext::new(caller, UsageScope::Summary).in_thread(&thread.id, None);
+    let summary = match state.pipeline.chat(call, request).await {
+        Ok(response) => match response.answer {
+            ChatAnswer::Complete(completion) => completion.text(),
+            ChatAnswer::Stream(_) => String::new(),
+        },
+        Err(error) => {
+            tracing::info!(thread = %thread.id, error = %error, "summarizing failed; the old summary stays");
+            return;
+        }
+    };
+    let through = turns.last().and_then(|m| m.seq).unwrap_or(before - 1);
+    if let Err(error) = store
+        .set_thread_summary(&thread.id, summary.trim(), through)
+        .await
+    {
+        tracing::warn!(thread = %thread.id, error = %error, "saving a summary failed");
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Thread {
     pub summary: Option<String>,
     /// Seed 002's sessions can be closed and reopened.
     pub is_active: bool,
+    /// The running summary (`summary`) covers the messages up to this one (by `seq`).
+    pub summarized_through_seq: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,7 +68,8 @@ pub struct Answered<'a> {
 }
 
 const THREAD_COLUMNS: &str =
-    "t.id, t.seq, t.user_id, t.title, t.model, t.summary, t.is_active, t.created_at, t.updated_at";
+    "t.id, t.seq, t.user_id, t.title, t.model, t.summary, t.is_active, t.summarized_through_seq, \
+     t.created_at, t.updated_at";
 const MESSAGE_COLUMNS: &str =
     "m.id, m.seq, m.thread_id, m.role, m.content, m.model, m.prompt_tokens, \
      m.completion_tokens, m.cost_usd, m.created_at";
@@ -334,6 +337,47 @@ impl Store {
     pub async fn delete_message(&self, id: &str) -> StoreResult<()> {
         let sql = "DELETE FROM message WHERE id = $1";
         with_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// A thread's complete messages after `after` (all, when None) and before `before` (by
+    /// `seq`), oldest first, at most `limit` (the turns a summary is to cover).
+    pub async fn messages_between(
+        &self,
+        thread_id: &str,
+        after: Option<i64>,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.thread_id = $1 AND m.status = 'complete'
+                AND ($2 IS NULL OR m.seq > $2) AND m.seq < $3
+              ORDER BY m.seq LIMIT $4"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(thread_id)
+            .bind(after)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Replaces a thread's running summary, which now covers messages up to `through` (seq).
+    pub async fn set_thread_summary(
+        &self,
+        thread_id: &str,
+        summary: &str,
+        through: i64,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE thread SET summary = $2, summarized_through_seq = $3 WHERE id = $1";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(thread_id)
+            .bind(summary)
+            .bind(through)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
