@@ -19,7 +19,7 @@ use crate::context::{CallContext, Principal};
 use crate::error::GatewayError;
 use crate::pipeline::ChatAnswer;
 use crate::state::AppState;
-use crate::store::threads::{Answered, Message, NewMessage, Thread};
+use crate::store::threads::{Answered, Message, StartedTurn, Thread, TurnStart};
 use crate::usage::{TokenUsage, UsageScope};
 
 /// The most messages read back for a prompt (then trimmed to the context window).
@@ -90,28 +90,13 @@ impl Chat {
         thread: &Thread,
         text: &str,
     ) -> Result<(Message, Answering), GatewayError> {
-        self.claim(thread).await?;
-        let saved = self
-            .state
-            .store
-            .add_message(&NewMessage {
-                thread_id: &thread.id,
-                user_id: &thread.user_id,
-                role: "user",
-                content: text,
-                model: None,
-                pending: false,
-            })
-            .await;
-        let user_message = match saved {
-            Ok(message) => message,
-            Err(error) => {
-                self.release(&thread.id).await;
-                return Err(error.into());
-            }
-        };
-        let answering = self.answer(caller, thread).await?;
-        Ok((user_message, answering))
+        let started = self.start(thread, Some(text), None).await?;
+        let question = started
+            .question
+            .clone()
+            .ok_or_else(|| GatewayError::internal("The question was not saved."))?;
+        let answering = self.answer(caller, thread, started.pending).await?;
+        Ok((question, answering))
     }
 
     /// Answers the thread's last user message again, replacing the answer after it. 400 when
@@ -129,70 +114,58 @@ impl Chat {
                 "No user message to regenerate from",
             ));
         };
-        self.claim(thread).await?;
-        let replaced = async {
-            if let Some(answer) = store.last_message(&thread.id, "assistant").await? {
-                if answer.created_at >= question.created_at {
-                    store.delete_message(&answer.id).await?;
-                }
-            }
-            Ok::<_, crate::store::StoreError>(())
-        };
-        if let Err(error) = replaced.await {
-            self.release(&thread.id).await;
-            return Err(error.into());
-        }
-        self.answer(caller, thread).await
+        let replaced = store
+            .last_message(&thread.id, "assistant")
+            .await?
+            .filter(|answer| answer.seq > question.seq);
+        let started = self
+            .start(thread, None, replaced.as_ref().map(|m| m.id.as_str()))
+            .await?;
+        self.answer(caller, thread, started.pending).await
     }
 
-    async fn claim(&self, thread: &Thread) -> Result<(), GatewayError> {
-        let until = chrono::Utc::now()
+    /// Claims the thread and writes the turn's start in one commit; 409 while another answer
+    /// holds the thread.
+    async fn start(
+        &self,
+        thread: &Thread,
+        question: Option<&str>,
+        replace: Option<&str>,
+    ) -> Result<StartedTurn, GatewayError> {
+        let lease_until = chrono::Utc::now()
             + chrono::Duration::from_std(ANSWER_LEASE).unwrap_or(chrono::Duration::minutes(15));
-        if self.state.store.claim_thread(&thread.id, until).await? {
-            Ok(())
-        } else {
-            Err(GatewayError::conflict(
-                "This thread is still answering the last message. Wait for it, then send again.",
-            ))
-        }
-    }
-
-    async fn release(&self, thread_id: &str) {
-        if let Err(error) = self.state.store.release_thread(thread_id).await {
-            // The lease runs out on its own.
-            tracing::warn!(thread = %thread_id, error = %error, "releasing a thread failed");
-        }
-    }
-
-    /// Writes the pending answer and starts generating it (the thread is claimed).
-    async fn answer(&self, caller: &Principal, thread: &Thread) -> Result<Answering, GatewayError> {
-        let model = thread.model.clone().unwrap_or_default();
-        let prepared = async {
-            let history = self.history(thread, &model).await?;
-            let pending = self
-                .state
-                .store
-                .add_message(&NewMessage {
-                    thread_id: &thread.id,
-                    user_id: &thread.user_id,
-                    role: "assistant",
-                    content: "",
-                    model: Some(&model),
-                    pending: true,
-                })
-                .await?;
-            Ok::<_, GatewayError>((history, pending))
+        let turn = TurnStart {
+            thread_id: &thread.id,
+            user_id: &thread.user_id,
+            lease_until,
+            question,
+            replace,
+            model: thread.model.as_deref().unwrap_or_default(),
         };
-        let (
-            History {
-                messages: history,
-                summarize_before,
-            },
-            pending,
-        ) = match prepared.await {
-            Ok(prepared) => prepared,
+        self.state.store.start_turn(&turn).await?.ok_or_else(|| {
+            GatewayError::conflict(
+                "This thread is still answering the last message. Wait for it, then send again.",
+            )
+        })
+    }
+
+    /// Starts generating the pending answer (the thread is claimed).
+    async fn answer(
+        &self,
+        caller: &Principal,
+        thread: &Thread,
+        pending: Message,
+    ) -> Result<Answering, GatewayError> {
+        let model = thread.model.clone().unwrap_or_default();
+        let History {
+            messages: history,
+            summarize_before,
+        } = match self.history(thread, &model).await {
+            Ok(history) => history,
             Err(error) => {
-                self.release(&thread.id).await;
+                if let Err(e) = self.state.store.fail_turn(&pending.id, &thread.id).await {
+                    tracing::error!(thread = %thread.id, error = %e, "ending a failed turn failed");
+                }
                 return Err(error);
             }
         };
@@ -201,7 +174,6 @@ impl Chat {
             .in_thread(&thread.id, Some(&pending.id));
         let request = ChatRequest::new(model, history).streaming();
         let state = self.state.clone();
-        let thread_id = thread.id.clone();
         let summary_job = summarize_before.map(|before| (caller.clone(), thread.clone(), before));
         tokio::spawn(async move {
             let result = generate(&state, call, request, &pending, &tx).await;
@@ -216,13 +188,13 @@ impl Chat {
                     ChatEvent::Done(Box::new(answer))
                 }
                 Err(error) => {
-                    if let Err(e) = state.store.delete_message(&pending.id).await {
-                        tracing::error!(message = %pending.id, error = %e, "removing a failed answer failed");
+                    // Nothing half-written stays; the lease runs out on its own if this fails.
+                    if let Err(e) = state.store.fail_turn(&pending.id, &pending.thread_id).await {
+                        tracing::error!(message = %pending.id, error = %e, "ending a failed turn failed");
                     }
                     ChatEvent::Failed(error)
                 }
             };
-            Chat::new(state).release(&thread_id).await;
             // The client may be gone: the answer is saved (or removed) either way.
             let _ = tx.send(event).await;
         });
@@ -399,8 +371,9 @@ async fn generate(
     let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     state
         .store
-        .complete_message(
+        .finish_turn(
             &pending.id,
+            &pending.thread_id,
             &Answered {
                 content: &text,
                 model: &model,

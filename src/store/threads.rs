@@ -47,15 +47,21 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
 }
 
-/// A message about to be written.
-pub struct NewMessage<'a> {
+/// What starts a turn: the thread and its owner, how long the answer may hold the thread, the
+/// question (None when regenerating), the answer it replaces, and the model answering.
+pub struct TurnStart<'a> {
     pub thread_id: &'a str,
     pub user_id: &'a str,
-    pub role: &'a str,
-    pub content: &'a str,
-    pub model: Option<&'a str>,
-    /// A pending answer is not listed until it is completed.
-    pub pending: bool,
+    pub lease_until: DateTime<Utc>,
+    pub question: Option<&'a str>,
+    pub replace: Option<&'a str>,
+    pub model: &'a str,
+}
+
+/// A started turn: the saved question (when there is one) and the pending answer.
+pub struct StartedTurn {
+    pub question: Option<Message>,
+    pub pending: Message,
 }
 
 /// What a finished answer used.
@@ -143,7 +149,8 @@ impl Store {
     }
 
     /// Live threads (`user_id`'s, or everyone's), the most recently updated first; with
-    /// `active_only`, not the closed ones.
+    /// `active_only`, not the closed ones. The page is chosen first, so the preview and count
+    /// are read for its threads only, however many the user has.
     pub async fn thread_list(
         &self,
         user_id: Option<&str>,
@@ -163,9 +170,10 @@ impl Store {
                   ORDER BY m.created_at DESC, m.seq DESC LIMIT 1) AS last_message_preview,
                 (SELECT COUNT(*) FROM message m WHERE m.thread_id = t.id AND m.status = 'complete')
                   AS message_count
-               FROM thread t
-              WHERE ($1 IS NULL OR t.user_id = $1) AND t.deleted_at IS NULL{active}
-              ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3"
+               FROM (SELECT * FROM thread t
+                      WHERE ($1 IS NULL OR t.user_id = $1) AND t.deleted_at IS NULL{active}
+                      ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3) t
+              ORDER BY t.updated_at DESC, t.id DESC"
         );
         Ok(with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(user_id)
@@ -282,45 +290,81 @@ impl Store {
         Ok(newest)
     }
 
-    pub async fn add_message(&self, message: &NewMessage<'_>) -> StoreResult<Message> {
-        let id = new_id();
-        let status = if message.pending {
-            "pending"
-        } else {
-            "complete"
-        };
-        let sql = match self.pool() {
-            Pool::Sqlite(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at, seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM message))",
-            Pool::Postgres(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        };
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(&id)
-            .bind(message.thread_id)
-            .bind(message.user_id)
-            .bind(message.role)
-            .bind(message.content)
-            .bind(message.model)
-            .bind(status)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = $1");
-        Ok(with_pool!(self, pool => sqlx::query_as(&sql).bind(&id).fetch_one(pool).await)?)
-    }
-
-    /// Writes a pending answer's text and usage and lists it; the thread counts as updated.
-    pub async fn complete_message(&self, id: &str, answer: &Answered<'_>) -> StoreResult<()> {
-        let sql = "UPDATE message SET content = $2, model = $3, prompt_tokens = $4, completion_tokens = $5,
-                          cost_usd = $6, status = 'complete'
-                    WHERE id = $1";
-        let touch = "UPDATE thread SET updated_at = $2 WHERE id = (SELECT thread_id FROM message WHERE id = $1)";
+    /// Starts a turn in one transaction (one commit): claims the thread until `lease_until`
+    /// unless another answer holds it (None then, nothing written), removes the answer being
+    /// replaced, saves the question, and writes the pending answer.
+    pub async fn start_turn(&self, turn: &TurnStart<'_>) -> StoreResult<Option<StartedTurn>> {
+        let claim = "UPDATE thread SET answering_until = $2
+                     WHERE id = $1 AND (answering_until IS NULL OR answering_until < $3)";
+        let remove = "DELETE FROM message WHERE id = $1 AND thread_id = $2";
+        let insert = self.insert_message_sql();
+        let select = format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = $1");
+        let at = now();
+        let question_id = new_id();
+        let answer_id = new_id();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(sql)
-                .bind(id)
+            let claimed = sqlx::query(claim)
+                .bind(turn.thread_id)
+                .bind(turn.lease_until)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed == 0 {
+                return Ok(None);
+            }
+            if let Some(old) = turn.replace {
+                sqlx::query(remove).bind(old).bind(turn.thread_id).execute(&mut *tx).await?;
+            }
+            let mut question = None;
+            if let Some(text) = turn.question {
+                sqlx::query(insert)
+                    .bind(&question_id)
+                    .bind(turn.thread_id)
+                    .bind(turn.user_id)
+                    .bind("user")
+                    .bind(text)
+                    .bind(None::<&str>)
+                    .bind("complete")
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                question = Some(sqlx::query_as(&select).bind(&question_id).fetch_one(&mut *tx).await?);
+            }
+            sqlx::query(insert)
+                .bind(&answer_id)
+                .bind(turn.thread_id)
+                .bind(turn.user_id)
+                .bind("assistant")
+                .bind("")
+                .bind(Some(turn.model))
+                .bind("pending")
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            let pending = sqlx::query_as(&select).bind(&answer_id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(StartedTurn { question, pending }))
+        })
+    }
+
+    /// Ends a turn in one transaction: the answer completed and listed, the thread updated and
+    /// free for the next message.
+    pub async fn finish_turn(
+        &self,
+        pending_id: &str,
+        thread_id: &str,
+        answer: &Answered<'_>,
+    ) -> StoreResult<()> {
+        let complete = "UPDATE message SET content = $2, model = $3, prompt_tokens = $4, completion_tokens = $5,
+                               cost_usd = $6, status = 'complete'
+                         WHERE id = $1";
+        let touch = "UPDATE thread SET updated_at = $2, answering_until = NULL WHERE id = $1";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(complete)
+                .bind(pending_id)
                 .bind(answer.content)
                 .bind(answer.model)
                 .bind(answer.prompt_tokens)
@@ -328,16 +372,35 @@ impl Store {
                 .bind(answer.cost_usd)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(touch).bind(id).bind(now()).execute(&mut *tx).await?;
+            sqlx::query(touch).bind(thread_id).bind(now()).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(())
     }
 
-    pub async fn delete_message(&self, id: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM message WHERE id = $1";
-        with_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ()))?;
+    /// Ends a failed turn: the pending answer removed (nothing half-written stays), the thread
+    /// free again.
+    pub async fn fail_turn(&self, pending_id: &str, thread_id: &str) -> StoreResult<()> {
+        let remove = "DELETE FROM message WHERE id = $1";
+        let release = "UPDATE thread SET answering_until = NULL WHERE id = $1";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(remove).bind(pending_id).execute(&mut *tx).await?;
+            sqlx::query(release).bind(thread_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
         Ok(())
+    }
+
+    /// Inserting a message: SQLite numbers rows itself (one writer at a time); PostgreSQL has a
+    /// sequence. Binds: id, thread, user, role, content, model, status, created_at.
+    fn insert_message_sql(&self) -> &'static str {
+        match self.pool() {
+            Pool::Sqlite(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at, seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM message))",
+            Pool::Postgres(_) => "INSERT INTO message (id, thread_id, user_id, role, content, model, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        }
     }
 
     /// A thread's complete messages after `after` (all, when None) and before `before` (by
@@ -417,27 +480,6 @@ impl Store {
             .bind(role)
             .fetch_optional(pool)
             .await)?)
-    }
-
-    /// Takes the thread for one answer until `until`, unless another answer holds it (true:
-    /// taken). The lease outlives a replica that dies mid-answer by at most its length.
-    pub async fn claim_thread(&self, thread_id: &str, until: DateTime<Utc>) -> StoreResult<bool> {
-        let sql = "UPDATE thread SET answering_until = $2
-                   WHERE id = $1 AND (answering_until IS NULL OR answering_until < $3)";
-        let taken = with_pool!(self, pool => sqlx::query(sql)
-            .bind(thread_id)
-            .bind(until)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(taken > 0)
-    }
-
-    pub async fn release_thread(&self, thread_id: &str) -> StoreResult<()> {
-        let sql = "UPDATE thread SET answering_until = NULL WHERE id = $1";
-        with_pool!(self, pool => sqlx::query(sql).bind(thread_id).execute(pool).await.map(|_| ()))?;
-        Ok(())
     }
 
     /// What a user's live threads' answers cost, in USD.
