@@ -8,7 +8,7 @@ ALTER TABLE thread ADD COLUMN answering_until timestamptz;
 ALTER TABLE thread ADD COLUMN summarized_through_seq bigint;
 -- Seed 002's sessions can be closed (listed only with active_only=false) and reopened.
 ALTER TABLE thread ADD COLUMN is_active boolean NOT NULL DEFAULT true;
-CREATE INDEX thread_user_live_idx ON thread (user_id, deleted_at, updated_at, id);
+CREATE INDEX thread_user_live_idx ON thread (user_id, updated_at DESC, id DESC) WHERE deleted_at IS NULL;
 
 ALTER TABLE message ADD COLUMN seq bigserial UNIQUE;
 -- 'pending' while its answer is generated (never listed, removed if the model call fails),

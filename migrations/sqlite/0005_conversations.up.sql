@@ -9,7 +9,7 @@ ALTER TABLE thread ADD COLUMN answering_until text;
 ALTER TABLE thread ADD COLUMN summarized_through_seq integer;
 -- Seed 002's sessions can be closed (listed only with active_only=false) and reopened.
 ALTER TABLE thread ADD COLUMN is_active integer NOT NULL DEFAULT 1;
-CREATE INDEX thread_user_live_idx ON thread (user_id, deleted_at, updated_at, id);
+CREATE INDEX thread_user_live_idx ON thread (user_id, updated_at DESC, id DESC) WHERE deleted_at IS NULL;
 
 ALTER TABLE message ADD COLUMN seq integer;
 CREATE UNIQUE INDEX message_seq_key ON message (seq);

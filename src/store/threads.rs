@@ -163,6 +163,13 @@ impl Store {
         } else {
             " AND $4 = $4"
         };
+        // One user's: an equality SQLite's planner can take to the (user, updated, id) index,
+        // which `$1 IS NULL OR ...` would hide from it.
+        let whose = if user_id.is_some() {
+            "t.user_id = $1"
+        } else {
+            "$1 IS NULL"
+        };
         let sql = format!(
             "SELECT {THREAD_COLUMNS},
                 (SELECT substr(m.content, 1, 100) FROM message m
@@ -171,7 +178,7 @@ impl Store {
                 (SELECT COUNT(*) FROM message m WHERE m.thread_id = t.id AND m.status = 'complete')
                   AS message_count
                FROM (SELECT * FROM thread t
-                      WHERE ($1 IS NULL OR t.user_id = $1) AND t.deleted_at IS NULL{active}
+                      WHERE {whose} AND t.deleted_at IS NULL{active}
                       ORDER BY t.updated_at DESC, t.id DESC LIMIT $2 OFFSET $3) t
               ORDER BY t.updated_at DESC, t.id DESC"
         );
