@@ -778,3 +778,57 @@ async fn turns_the_window_drops_are_folded_into_a_running_summary() {
         r.text
     );
 }
+
+/// An answer that outlasts its thread's lease (1 s here, taking 2.5 s) keeps the thread: the
+/// lease is renewed while it runs, so a second send is still refused past the first lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_keeps_renewing_its_hold_on_the_thread() {
+    let h = common::start_with(
+        r#"
+[chat]
+answer_lease_secs = 1
+
+[[providers]]
+name = "long"
+base_url = "http://{MOCK_ADDR}/v1"
+headers = { x-mock-chunks = "25", x-mock-chunk-delay-ms = "100" }
+
+[[models]]
+name = "long-answer"
+targets = [{ provider = "long", model = "mock-gpt" }]
+"#,
+    )
+    .await;
+    let ann = register(&h, "ann@example.com").await;
+    let thread = new_thread(&h, &ann, "long-answer").await;
+    let r = post_form(
+        &h,
+        &format!("/api/v1/chat/{thread}/send"),
+        &ann,
+        Some(Form::new().text("prompt", "Go on")),
+    )
+    .await;
+    let mut events = r.bytes_stream().eventsource();
+    assert_eq!(events.next().await.unwrap().unwrap().event, "chunk");
+    // Past the first lease, with the answer still running: still the answer's.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let r = reply(
+        post_form(
+            &h,
+            &format!("/api/v1/chat/{thread}/send"),
+            &ann,
+            Some(Form::new().text("prompt", "Me too")),
+        )
+        .await,
+    )
+    .await;
+    assert_api_error(&r, 409, "conflict", "a send past the first lease");
+    // The answer ends; then the thread takes the next message.
+    let mut last = None;
+    while let Some(event) = events.next().await {
+        last = Some(event.unwrap().event);
+    }
+    assert_eq!(last.as_deref(), Some("done"));
+    let events = chat(&h, &ann, &thread, "Thanks").await;
+    assert_eq!(events.last().unwrap().event, "done");
+}

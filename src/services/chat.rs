@@ -29,9 +29,6 @@ const SUMMARY_MESSAGES: i64 = 200;
 /// Context window and output allowance of a model the price table does not describe.
 const DEFAULT_CONTEXT_WINDOW: u64 = 32_000;
 const DEFAULT_OUTPUT_ALLOWANCE: u64 = 4_096;
-/// How long one answer may hold its thread: past it (a replica died mid-answer) a new send
-/// may start.
-const ANSWER_LEASE: Duration = Duration::from_secs(15 * 60);
 /// Events buffered for a slow reader before generation waits for it.
 const EVENT_BUFFER: usize = 64;
 
@@ -132,8 +129,7 @@ impl Chat {
         question: Option<&str>,
         replace: Option<&str>,
     ) -> Result<StartedTurn, GatewayError> {
-        let lease_until = chrono::Utc::now()
-            + chrono::Duration::from_std(ANSWER_LEASE).unwrap_or(chrono::Duration::minutes(15));
+        let lease_until = lease_end(self.state.chat.answer_lease);
         let turn = TurnStart {
             thread_id: &thread.id,
             user_id: &thread.user_id,
@@ -176,7 +172,9 @@ impl Chat {
         let state = self.state.clone();
         let summary_job = summarize_before.map(|before| (caller.clone(), thread.clone(), before));
         tokio::spawn(async move {
+            let renewing = tokio::spawn(renew_lease(state.clone(), pending.thread_id.clone()));
             let result = generate(&state, call, request, &pending, &tx).await;
+            renewing.abort();
             let event = match result {
                 Ok(answer) => {
                     if let Some((caller, thread, before)) = summary_job {
@@ -325,6 +323,26 @@ async fn summarize(state: Arc<AppState>, caller: Principal, thread: Thread, befo
         .await
     {
         tracing::warn!(thread = %thread.id, error = %error, "saving a summary failed");
+    }
+}
+
+/// When a lease of `length` taken now ends.
+fn lease_end(length: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() + chrono::Duration::from_std(length).unwrap_or(chrono::Duration::minutes(2))
+}
+
+/// Keeps a running answer's hold on its thread, every third of the lease, until aborted: a
+/// long answer is never taken over, and a replica that dies mid-answer frees the thread within
+/// one lease.
+async fn renew_lease(state: Arc<AppState>, thread_id: String) {
+    let length = state.chat.answer_lease;
+    let mut tick = tokio::time::interval(length / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(error) = state.store.renew_turn(&thread_id, lease_end(length)).await {
+            tracing::warn!(thread = %thread_id, error = %error, "renewing an answer's lease failed");
+        }
     }
 }
 

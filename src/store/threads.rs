@@ -385,6 +385,19 @@ impl Store {
         Ok(())
     }
 
+    /// Extends a running answer's hold on its thread to `until`.
+    pub async fn renew_turn(&self, thread_id: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        let sql =
+            "UPDATE thread SET answering_until = $2 WHERE id = $1 AND answering_until IS NOT NULL";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(thread_id)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Ends a failed turn: the pending answer removed (nothing half-written stays), the thread
     /// free again.
     pub async fn fail_turn(&self, pending_id: &str, thread_id: &str) -> StoreResult<()> {
