@@ -209,6 +209,10 @@ each_database!(
                 "name",
             ),
             (json!({"name": 5, "category": "API", "text": "t"}), "name"),
+            (
+                json!({"name": "x", "category": "API", "text": "y".repeat(50_001)}),
+                "text",
+            ),
         ] {
             let r = call(&h, Method::POST, "/api/prompts", &ann, Some(&body)).await;
             assert_api_error(&r, 422, "invalid_request", &format!("{engine}: {body}"));
@@ -233,6 +237,10 @@ each_database!(
             "invalid_request",
             &format!("{engine}: malformed JSON"),
         );
+        // A body over the REST limit: 413, before anything is parsed.
+        let huge = json!({"name": "x", "category": "API", "text": "y".repeat(70_000)});
+        let r = call(&h, Method::POST, "/api/prompts", &ann, Some(&huge)).await;
+        assert_eq!(r.status, 413, "{engine}: {}", r.text);
         let r = call(&h, Method::GET, "/api/prompts", &ann, None).await;
         assert_eq!(
             r.body.as_array().unwrap().len(),

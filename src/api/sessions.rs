@@ -90,13 +90,13 @@ async fn session(state: &AppState, user_id: &str, id: &str) -> ApiResult<Thread>
 /// A turn's user and session: seed 001's caller, or seed 002's path user (checked against
 /// the body's `user_id`: 400 on a mismatch, as the seed answers); the session named, or a new
 /// one titled after the message. Returns the user's id and the `user_id` the answer names.
-async fn prepare(
+async fn prepare<'b>(
     state: &AppState,
     caller: &UserCaller,
     path: Option<&str>,
     session_id: Option<&str>,
-    body: &ChatBody,
-) -> ApiResult<(Thread, String)> {
+    body: &'b ChatBody,
+) -> ApiResult<(Thread, String, &'b str)> {
     let (user_id, shown) = match path {
         None => (caller.user_id.clone(), caller.user_id.clone()),
         Some(path) => {
@@ -126,7 +126,7 @@ async fn prepare(
                 .await?
         }
     };
-    Ok((thread, shown))
+    Ok((thread, shown, message))
 }
 
 /// One turn, answered in one body.
@@ -137,8 +137,7 @@ async fn turn(
     session_id: Option<&str>,
     body: &ChatBody,
 ) -> ApiResult<Json<Value>> {
-    let (thread, shown) = prepare(state, caller, path, session_id, body).await?;
-    let message = message_of(body)?;
+    let (thread, shown, message) = prepare(state, caller, path, session_id, body).await?;
     let (_, answering) = Chat::new(state.clone())
         .send(&caller.principal, &thread, message)
         .await?;
@@ -161,9 +160,9 @@ async fn turn_stream(
     session_id: Option<&str>,
     body: &ChatBody,
 ) -> ApiResult<Response> {
-    let (thread, _) = prepare(state, caller, path, session_id, body).await?;
+    let (thread, _, message) = prepare(state, caller, path, session_id, body).await?;
     let (_, answering) = Chat::new(state.clone())
-        .send(&caller.principal, &thread, message_of(body)?)
+        .send(&caller.principal, &thread, message)
         .await?;
     Ok(plain_stream(answering))
 }
@@ -417,10 +416,11 @@ pub async fn admin_list(
     let offset = query.offset.unwrap_or(0).max(0);
     let store = &state.store;
     let items = store.thread_list(None, active_only, limit, offset).await?;
+    let sessions: Vec<Value> = items.iter().map(summary).collect();
     let total = store.thread_count(None, active_only).await?;
     Ok(Json(json!({
-        "items": items.iter().map(summary).collect::<Vec<_>>(),
-        "sessions": items.iter().map(summary).collect::<Vec<_>>(),
+        "items": &sessions,
+        "sessions": &sessions,
         "total": total,
         "total_count": total,
         "limit": limit,

@@ -10,9 +10,10 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::store::prompts::{Prompt, PromptFields};
 
-/// The longest prompt name and text accepted (characters).
+/// The longest prompt name and text accepted (characters). The text's bound sits under the
+/// REST body limit (64 KiB), so a long text is named in a 422 rather than cut off by a 413.
 pub const MAX_NAME_CHARS: usize = 500;
-pub const MAX_TEXT_CHARS: usize = 100_000;
+pub const MAX_TEXT_CHARS: usize = 50_000;
 
 /// The categories seed 000 knows, spelled as its frontend sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
