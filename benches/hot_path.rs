@@ -118,6 +118,7 @@ fn routing_and_auth(c: &mut Criterion) {
                     name: "bench".into(),
                     expires_at: None,
                     allowed_models: None,
+                    admin: false,
                 },
             )
             .await

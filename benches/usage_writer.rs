@@ -49,6 +49,7 @@ async fn owner(store: &Store) -> ApiKey {
             prefix: "sk-bench",
             key_hash: &hash,
             allowed_models: None,
+            admin: false,
             expires_at: None,
         })
         .await

@@ -289,6 +289,7 @@ impl ScopeKind {
     }
 }
 
-/// The peer address of a connection, put in each request's extensions by the server.
+/// The client's address: the connection's peer, or the client a trusted proxy names
+/// (`server.trusted_proxies`). Put in each request's extensions by the server.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+pub struct ClientAddr(pub std::net::IpAddr);

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod forwarded;
 pub mod identity;
 pub mod jobs;
 pub mod limits;
@@ -91,6 +92,20 @@ pub async fn build_state_with(
             "passwords shorter than 8 characters are accepted (auth.min_password_length)"
         );
     }
+    let user_budget = config.limits.as_ref().is_some_and(|l| {
+        let tier = l.tier(l.user_tier.as_deref());
+        tier.daily_budget_usd.is_some() || tier.monthly_budget_usd.is_some()
+    });
+    if config.identity.allow_registration && !user_budget {
+        tracing::warn!(
+            "registration is OPEN and users have no budget: anyone who signs up may spend the provider keys without limit; give limits.user_tier a tier with daily_budget_usd, or set auth.allow_registration = false"
+        );
+    }
+    if config.identity.smtp.is_none() && config.identity.log_mails {
+        tracing::warn!(
+            "auth.log_mails is on: mails, password-reset and verification links included, are written to the log at DEBUG; for development only"
+        );
+    }
     if let Some(anonymous) = &config.anonymous {
         let routes: Vec<&str> = anonymous.routes.iter().map(|r| r.as_str()).collect();
         tracing::warn!(
@@ -116,6 +131,9 @@ pub async fn build_state_with(
         metrics: config.metrics.clone(),
         cors: config.cors.clone(),
         anonymous: config.anonymous.is_some(),
+        trusted_proxies: Arc::new(forwarded::TrustedProxies::new(
+            config.server.trusted_proxies.clone(),
+        )),
         chat: config.chat.clone(),
         jobs: jobs::JobRunner::start("app", 1_000, 2),
         store: identity.store.clone(),
@@ -188,8 +206,11 @@ pub async fn serve_state(
         shutdown.await;
         state.accepting.store(false, Ordering::Relaxed);
     };
-    let peer_on_v1 = state.anonymous;
-    server::serve(listener, handler, stop_accepting, drain_timeout, peer_on_v1).await;
+    let addressing = server::Addressing {
+        on_v1: state.anonymous,
+        trusted_proxies: state.trusted_proxies.clone(),
+    };
+    server::serve(listener, handler, stop_accepting, drain_timeout, addressing).await;
     // Every request has ended: the background jobs they started finish, then what they all
     // used is written before the process goes.
     state.jobs.flush().await;

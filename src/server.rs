@@ -14,7 +14,16 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::context::PeerAddr;
+use crate::context::ClientAddr;
+use crate::forwarded::TrustedProxies;
+
+/// Which requests get their client's address, and how it is found.
+#[derive(Clone, Default)]
+pub struct Addressing {
+    /// /v1 requests too (anonymous callers are limited by it); the app endpoints always.
+    pub on_v1: bool,
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
 
 /// Serves connections until `shutdown` resolves, then stops accepting and waits up to `drain` for
 /// in-flight requests (streams included) to finish.
@@ -23,7 +32,7 @@ pub async fn serve<H, S, Fut, B>(
     handler: Arc<H>,
     shutdown: S,
     drain: Duration,
-    peer_on_v1: bool,
+    addressing: Addressing,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     S: Future<Output = ()>,
@@ -53,13 +62,14 @@ pub async fn serve<H, S, Fut, B>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                // The peer address rides along for login throttling and session records, which
-                // only the app endpoints keep; /v1 requests are spared the extension map unless
-                // anonymous callers are limited by it (`peer_on_v1`).
-                let peer = PeerAddr(peer);
+                // The client's address rides along for login throttling and session records,
+                // which only the app endpoints keep; /v1 requests are spared the extension map
+                // unless anonymous callers are limited by it (`on_v1`).
+                let addressing = addressing.clone();
                 let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    if peer_on_v1 || !req.uri().path().starts_with("/v1/") {
-                        req.extensions_mut().insert(peer);
+                    if addressing.on_v1 || !req.uri().path().starts_with("/v1/") {
+                        let client = addressing.trusted_proxies.client(peer.ip(), req.headers());
+                        req.extensions_mut().insert(ClientAddr(client));
                     }
                     handler(req)
                 });

@@ -35,6 +35,8 @@ pub struct AppState {
     /// Whether callers without a credential are let in on /v1 (`[anonymous]`), so /v1 requests
     /// carry their client address.
     pub anonymous: bool,
+    /// The reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
     /// Which browser origins may call (`[cors]`); None: no CORS headers.
     pub cors: Option<crate::config::CorsConfig>,
     pub providers: Vec<ProviderStatus>,

@@ -126,7 +126,8 @@ async fn google_sign_in() {
             assert_status(&r, 401, "invalid_token", &format!("{engine}: {what}"));
         }
 
-        // A verified email of an existing password user links to that user.
+        // A verified email of an existing password user links to that user; the account's
+        // address was never verified, so its password ends (anyone could have registered it).
         let reg = post(
             &h,
             "/api/v1/auth/register",
@@ -144,14 +145,14 @@ async fn google_sign_in() {
         linked["email"] = json!("pat-new@example.com");
         let r = google(&h, &jwks::sign_id_token(&linked, TEST_KID)).await;
         assert_eq!(r.body["user"]["id"], reg.body["user"]["id"], "{engine}");
-        // The password still works.
+        // The password of the unverified registration no longer works.
         let r = post(
             &h,
             "/api/v1/auth/login",
             &json!({"email": "pat@example.com", "password": PASSWORD}),
         )
         .await;
-        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert_eq!(r.status, 401, "{engine}: {}", r.text);
 
         // An unverified email does not take over an existing account.
         let reg = post(

@@ -214,19 +214,19 @@ async fn migrate_and_create_the_first_admin() {
 
         let (ok, out) = gateway_cmd(&config, &["migrate", "status"], "");
         assert!(ok, "{engine}: {out}");
-        assert_eq!(out.matches("pending").count(), 5, "{engine}: {out}");
+        assert_eq!(out.matches("pending").count(), 6, "{engine}: {out}");
         let (ok, out) = gateway_cmd(&config, &["migrate", "up"], "");
         assert!(
-            ok && out.contains("applied 5 migration(s)"),
+            ok && out.contains("applied 6 migration(s)"),
             "{engine}: {out}"
         );
         let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
-        assert_eq!(out.matches("applied").count(), 5, "{engine}: {out}");
+        assert_eq!(out.matches("applied").count(), 6, "{engine}: {out}");
         let (ok, out) = gateway_cmd(&config, &["migrate", "down"], "");
-        assert!(ok && out.contains("reverted 5"), "{engine}: {out}");
+        assert!(ok && out.contains("reverted 6"), "{engine}: {out}");
         let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
         assert!(
-            out.contains("4  applied") && out.contains("5  pending"),
+            out.contains("5  applied") && out.contains("6  pending"),
             "{engine}: {out}"
         );
 

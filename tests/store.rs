@@ -127,6 +127,7 @@ each_database!(
             (3, "metering".to_string(), false),
             (4, "usage scope".to_string(), false),
             (5, "conversations".to_string(), false),
+            (6, "key admin scope".to_string(), false),
         ];
         let applied = vec![
             (1, "identity".to_string(), true),
@@ -134,6 +135,7 @@ each_database!(
             (3, "metering".to_string(), true),
             (4, "usage scope".to_string(), true),
             (5, "conversations".to_string(), true),
+            (6, "key admin scope".to_string(), true),
         ];
 
         assert_eq!(
@@ -141,7 +143,7 @@ each_database!(
             pending,
             "{engine}: a fresh database has every migration pending"
         );
-        assert_eq!(store.migrate_up().await.unwrap(), 5, "{engine}: first up");
+        assert_eq!(store.migrate_up().await.unwrap(), 6, "{engine}: first up");
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             applied,
@@ -158,13 +160,28 @@ each_database!(
         exec!(store, "SELECT COUNT(*) FROM thread")
             .unwrap_or_else(|e| panic!("{engine}: thread exists after up: {e}"));
 
+        // 0006 reverts alone: the keys' admin scope goes, the keys stay.
+        exec!(store, "SELECT admin FROM api_key")
+            .unwrap_or_else(|e| panic!("{engine}: api_key.admin after up: {e}"));
+        assert_eq!(
+            store.migrate_down(1).await.unwrap(),
+            vec![6],
+            "{engine}: down 1 reverts the newest"
+        );
+        assert!(
+            exec!(store, "SELECT admin FROM api_key").is_err(),
+            "{engine}: api_key.admin is gone after reverting 0006"
+        );
+        exec!(store, "SELECT key_hash FROM api_key")
+            .unwrap_or_else(|e| panic!("{engine}: api_key stays after reverting 0006: {e}"));
+
         // 0005 reverts alone: the conversation columns go, threads and messages stay.
         exec!(store, "SELECT seq, status, cost_usd FROM message")
             .unwrap_or_else(|e| panic!("{engine}: message columns after up: {e}"));
         assert_eq!(
             store.migrate_down(1).await.unwrap(),
             vec![5],
-            "{engine}: down 1 reverts the newest"
+            "{engine}: down 1 again reverts 0005"
         );
         assert!(
             exec!(store, "SELECT status FROM message").is_err(),
@@ -216,7 +233,8 @@ each_database!(
                 (2, "app data".to_string(), false),
                 (3, "metering".to_string(), false),
                 (4, "usage scope".to_string(), false),
-                (5, "conversations".to_string(), false)
+                (5, "conversations".to_string(), false),
+                (6, "key admin scope".to_string(), false)
             ],
             "{engine}: after reverting back to 0001"
         );
@@ -1400,6 +1418,7 @@ fn key<'a>(
         prefix: "gw_live_ab",
         key_hash: hash,
         allowed_models: models,
+        admin: false,
         expires_at,
     }
 }

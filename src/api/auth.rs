@@ -239,11 +239,15 @@ pub enum ResetBody {
 
 pub async fn reset_password(
     State(state): Shared,
+    client: ClientInfo,
     JsonBody(body): JsonBody<ResetBody>,
 ) -> ApiResult<Response> {
     match body {
         ResetBody::Request { email } => {
-            state.identity.request_password_reset(&email).await?;
+            state
+                .identity
+                .request_password_reset(&email, &client)
+                .await?;
             // The same answer whether or not the account exists.
             Ok((
                 StatusCode::ACCEPTED,
@@ -261,6 +265,51 @@ pub async fn reset_password(
                     .into_response(),
             )
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyBody {
+    token: String,
+}
+
+/// `POST .../verify-email` `{token}`, or `GET .../verify-email?token=` (the mailed link):
+/// marks the address verified and answers the user.
+pub async fn verify_email(
+    State(state): Shared,
+    JsonBody(body): JsonBody<VerifyBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let user = state.identity.verify_email(&body.token).await?;
+    Ok(Json(
+        json!({ "detail": "Email verified.", "user": PublicUser::from(user) }),
+    ))
+}
+
+pub async fn verify_email_link(
+    State(state): Shared,
+    super::extract::QueryParams(query): super::extract::QueryParams<VerifyBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let user = state.identity.verify_email(&query.token).await?;
+    Ok(Json(
+        json!({ "detail": "Email verified.", "user": PublicUser::from(user) }),
+    ))
+}
+
+/// `POST .../verify-email/request` (better-auth: `send-verification-email`): a new link for the
+/// signed-in caller. 202 when a mail goes out, 200 when the address is verified already.
+pub async fn request_verification(State(state): Shared, caller: UserCaller) -> ApiResult<Response> {
+    if state
+        .identity
+        .request_email_verification(&caller.user_id)
+        .await?
+    {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "detail": "A verification link has been sent." })),
+        )
+            .into_response())
+    } else {
+        Ok(Json(json!({ "detail": "This email address is verified already." })).into_response())
     }
 }
 

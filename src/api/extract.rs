@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// App request bodies are small; this bounds what a client can make us buffer.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub use crate::context::PeerAddr;
+pub use crate::context::ClientAddr;
 
 /// A JSON body. Malformed JSON, a wrong field type or a missing field is a 422 naming the
 /// field, as FastAPI answers.
@@ -136,7 +136,12 @@ impl FromRequestParts<Arc<AppState>> for AdminCaller {
     ) -> Result<Self, ApiError> {
         let Caller(principal) = Caller::from_request_parts(parts, state).await?;
         if !principal.is_admin() {
-            return Err(GatewayError::forbidden("Admin access required.").into());
+            let message = if principal.kind == crate::context::PrincipalKind::ApiKey {
+                "Admin access required: an API key is an admin credential only when made with \"admin\": true."
+            } else {
+                "Admin access required."
+            };
+            return Err(GatewayError::forbidden(message).into());
         }
         Ok(AdminCaller(principal))
     }
@@ -149,8 +154,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
         Ok(ClientInfo {
             address: parts
                 .extensions
-                .get::<PeerAddr>()
-                .map(|p| p.0.ip().to_string()),
+                .get::<ClientAddr>()
+                .map(|p| p.0.to_string()),
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)

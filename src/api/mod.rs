@@ -54,6 +54,18 @@ pub fn router() -> Router<Arc<AppState>> {
                 &format!("{base}/oauth/{{provider}}"),
                 post(auth::sign_in_with),
             )
+            .route(
+                &format!("{base}/verify-email"),
+                post(auth::verify_email).get(auth::verify_email_link),
+            )
+            .route(
+                &format!("{base}/verify-email/request"),
+                post(auth::request_verification),
+            )
+            .route(
+                &format!("{base}/send-verification-email"),
+                post(auth::request_verification),
+            )
             .route(&format!("{base}/health"), get(auth::health));
     }
     router

@@ -46,6 +46,13 @@ pub(super) struct RawAuth {
     login_lockout_secs: u64,
     principal_cache_ttl_secs: u64,
     reset_url: Option<String>,
+    verify_email_url: Option<String>,
+    log_mails: bool,
+    registrations_per_address_per_hour: u32,
+    password_resets_per_address_per_hour: u32,
+    login_address_delay_ms: u64,
+    password_hash_concurrency: usize,
+    password_hash_queue: usize,
     google: Option<RawOidc>,
     apple: Option<RawOidc>,
     better_auth: Option<RawBetterAuth>,
@@ -64,12 +71,20 @@ impl Default for RawAuth {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             password_reset_ttl_secs: 3600,
-            allow_registration: true,
+            // Closed: an open sign-up on a gateway with provider keys lets strangers spend them.
+            allow_registration: false,
             min_password_length: 8,
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
             principal_cache_ttl_secs: 30,
             reset_url: None,
+            verify_email_url: None,
+            log_mails: false,
+            registrations_per_address_per_hour: 10,
+            password_resets_per_address_per_hour: 10,
+            login_address_delay_ms: 1_000,
+            password_hash_concurrency: 0,
+            password_hash_queue: 64,
             google: None,
             apple: None,
             better_auth: None,
@@ -168,6 +183,21 @@ pub struct IdentityConfig {
     pub principal_cache_ttl: Duration,
     /// The link mailed for a password reset; `{token}` is replaced. Unset: the token alone.
     pub reset_url: Option<String>,
+    /// The link mailed to verify an email address; `{token}` is replaced. Unset: the token.
+    pub verify_email_url: Option<String>,
+    /// Development only: with no `[smtp]`, write mails (links included) to the log at DEBUG.
+    /// Off, mail-sending requests answer 503 without SMTP.
+    pub log_mails: bool,
+    /// Sign-ups per client address per hour (0: unlimited).
+    pub registrations_per_address_per_hour: u32,
+    /// Reset mails asked for per client address per hour (0: unlimited).
+    pub password_resets_per_address_per_hour: u32,
+    /// How long a login from an address with many recent failures waits before its password
+    /// is checked: slows a guesser down without refusing a correct password.
+    pub login_address_delay: Duration,
+    /// argon2 runs at once (0: one per core), and how many more may wait.
+    pub password_hash_concurrency: usize,
+    pub password_hash_queue: usize,
     pub google: Option<OidcConfig>,
     pub apple: Option<OidcConfig>,
     pub better_auth: Option<BetterAuthConfig>,
@@ -341,6 +371,13 @@ pub(super) fn identity(
         login_lockout: Duration::from_secs(raw.login_lockout_secs),
         principal_cache_ttl: Duration::from_secs(raw.principal_cache_ttl_secs),
         reset_url: raw.reset_url,
+        verify_email_url: raw.verify_email_url,
+        log_mails: raw.log_mails,
+        registrations_per_address_per_hour: raw.registrations_per_address_per_hour,
+        password_resets_per_address_per_hour: raw.password_resets_per_address_per_hour,
+        login_address_delay: Duration::from_millis(raw.login_address_delay_ms.min(10_000)),
+        password_hash_concurrency: raw.password_hash_concurrency,
+        password_hash_queue: raw.password_hash_queue,
         google,
         apple,
         better_auth,

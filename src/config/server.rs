@@ -16,6 +16,7 @@ pub(super) struct RawServer {
     max_request_bytes: u64,
     drain_timeout_secs: u64,
     data_dir: String,
+    trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -25,6 +26,7 @@ impl Default for RawServer {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_timeout_secs: 30,
             data_dir: "data".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -35,6 +37,8 @@ pub struct ServerConfig {
     pub max_request_bytes: u64,
     pub drain_timeout: Duration,
     pub data_dir: PathBuf,
+    /// Reverse proxies (addresses or CIDRs) whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig {
@@ -52,7 +56,20 @@ pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig
         problems.push("server.max_request_bytes: must be greater than 0".into());
     }
 
+    let mut trusted_proxies = Vec::new();
+    for (i, entry) in raw.trusted_proxies.iter().enumerate() {
+        let parsed = entry
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => problems.push(format!(
+                "server.trusted_proxies[{i}]: \"{entry}\" is not an address or CIDR (hint: \"10.0.0.0/8\")"
+            )),
+        }
+    }
     ServerConfig {
+        trusted_proxies,
         listen,
         max_request_bytes: raw.max_request_bytes,
         drain_timeout: Duration::from_secs(raw.drain_timeout_secs),

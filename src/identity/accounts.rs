@@ -17,6 +17,9 @@ use crate::store::StoreError;
 /// Passwords longer than this are refused: argon2 over megabytes would be a cheap DoS.
 const MAX_PASSWORD_BYTES: usize = 1024;
 const RESET_PREFIX: &str = "reset-password:";
+const VERIFY_PREFIX: &str = "verify-email:";
+/// How long an address-verification link works.
+const VERIFY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A login's tokens, as every seed's login answers (a superset of their shapes).
 #[derive(Debug, Serialize)]
@@ -165,7 +168,18 @@ impl Identity {
                 "must be at most 200 characters",
             ));
         }
-        let hash = password::hash(registration.password)
+        // A taken email or username is told before any hashing: a duplicate costs one lookup,
+        // not 19 MiB and a core. The insert still catches two sign-ups racing.
+        let taken = self.store.user_by_email(&email).await?.is_some()
+            || match &username {
+                Some(u) => self.store.user_for_login(u).await?.is_some(),
+                None => false,
+            };
+        if taken {
+            return Err(taken_error());
+        }
+        let permit = self.hashing.permit().await?;
+        let hash = password::hash(permit, registration.password)
             .await
             .map_err(GatewayError::unexpected)?;
         let new = NewUser {
@@ -178,13 +192,14 @@ impl Identity {
         };
         match self.store.create_user(&new, Some(&hash), None).await {
             Ok(user) => Ok(user),
-            Err(StoreError::Conflict) => Err(GatewayError::conflict(
-                "An account with this email or username already exists.",
-            )),
+            Err(StoreError::Conflict) => Err(taken_error()),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// Open sign-up (when `auth.allow_registration`), at most
+    /// `registrations_per_address_per_hour` attempts per client address. With mail configured
+    /// the new address is sent a verification link.
     pub async fn register(
         &self,
         registration: Registration,
@@ -193,7 +208,19 @@ impl Identity {
         if !self.config.allow_registration {
             return Err(GatewayError::forbidden("Registration is closed."));
         }
+        if let Some(address) = &client.address {
+            let key = format!("register:{address}");
+            self.register_throttle
+                .check(&key)
+                .map_err(AuthError::Throttled)?;
+            self.register_throttle.record_failure(&key);
+        }
         let user = self.create_user(registration, Role::User).await?;
+        if self.mailer.available() {
+            if let Err(e) = self.send_verification(&user) {
+                tracing::warn!(error = %e.message, "no verification mail for a new account");
+            }
+        }
         self.start_session(user, client).await
     }
 
@@ -213,29 +240,38 @@ impl Identity {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::InvalidCredentials.into());
         }
-        let account_key = format!("login:{login}");
-        let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
-        self.throttle
-            .check(&account_key)
-            .map_err(AuthError::Throttled)?;
-        if let Some(key) = &address_key {
-            self.address_throttle
-                .check(key)
-                .map_err(AuthError::Throttled)?;
-        }
         let found = self.store.user_for_login(&login).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
         };
-        let ok = password::verify(password, hash).await;
+        // One bucket per account, whichever name (email or username) it is guessed by.
+        let account_key = match &user {
+            Some(user) => format!("login:user:{}", user.id),
+            None => format!("login:{login}"),
+        };
+        self.throttle
+            .check(&account_key)
+            .map_err(AuthError::Throttled)?;
+        // Counted before the slow verify, so guesses sent at once cannot all pass the check;
+        // a correct password clears it again.
+        self.throttle.record_failure(&account_key);
+        let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
+        if let Some(key) = &address_key {
+            // Behind a shared address (a NAT, an office) an attacker must not lock everyone
+            // out: a busy address is slowed down, never refused.
+            if self.address_throttle.check(key).is_err() {
+                tokio::time::sleep(self.config.login_address_delay).await;
+            }
+        }
+        let permit = self.hashing.permit().await?;
+        let ok = password::verify(permit, password, hash).await;
         match user {
             Some(user) if ok && !user.is_banned() => {
                 self.throttle.record_success(&account_key);
                 self.start_session(user, client).await
             }
             _ => {
-                self.throttle.record_failure(&account_key);
                 if let Some(key) = &address_key {
                     self.address_throttle.record_failure(key);
                 }
@@ -358,13 +394,15 @@ impl Identity {
         let key = format!("password:{user_id}");
         self.throttle.check(&key).map_err(AuthError::Throttled)?;
         let hash = self.store.password_hash(user_id).await?;
-        if !password::verify(current, hash).await {
-            self.throttle.record_failure(&key);
+        self.throttle.record_failure(&key);
+        let permit = self.hashing.permit().await?;
+        if !password::verify(permit, current, hash).await {
             return Err(AuthError::InvalidCredentials.into());
         }
         self.throttle.record_success(&key);
         self.check_new_password(&new)?;
-        let hash = password::hash(new)
+        let permit = self.hashing.permit().await?;
+        let hash = password::hash(permit, new)
             .await
             .map_err(GatewayError::unexpected)?;
         self.store.set_password(user_id, &hash).await?;
@@ -381,8 +419,23 @@ impl Identity {
     /// way, and the token is stored and the mail sent on their own task, so the answer takes
     /// as long either way too (one lookup). At most `login_max_failures` mails go to one
     /// address per window: more are dropped silently, so the endpoint cannot flood a mailbox.
-    pub async fn request_password_reset(&self, email: &str) -> Result<(), GatewayError> {
+    /// With nowhere to send a mail (no `[smtp]`, no `auth.log_mails`) it is a 503 for everyone.
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<(), GatewayError> {
+        if !self.mailer.available() {
+            return Err(mail_unavailable("Password reset"));
+        }
         let email = normalize_email(email)?;
+        if let Some(address) = &client.address {
+            let key = format!("reset:ip:{address}");
+            self.reset_throttle
+                .check(&key)
+                .map_err(AuthError::Throttled)?;
+            self.reset_throttle.record_failure(&key);
+        }
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
@@ -391,40 +444,60 @@ impl Identity {
             return Ok(());
         }
         self.throttle.record_failure(&throttle_key);
-        let token = tokens::opaque_token("");
-        let expires_at = expires_after(self.config.password_reset_ttl)?;
-        let (store, user_id) = (self.store.clone(), user.id.clone());
-        let token_key = format!("{RESET_PREFIX}{}", tokens::token_hash(&token));
-        let link = match &self.config.reset_url {
-            Some(url) => url.replace("{token}", &token),
-            None => token.clone(),
-        };
         let minutes = self.config.password_reset_ttl.as_secs() / 60;
-        let mail = Mail {
-            to: user.email,
-            subject: "Reset your password".into(),
-            body: format!(
-                "Someone asked to reset the password of this account.\r\n\r\nReset it with: {link}\r\n\r\nThis expires in {minutes} minutes. If it was not you, ignore this mail.\r\n"
-            ),
+        self.mail_token(
+            &user,
+            RESET_PREFIX,
+            self.config.password_reset_ttl,
+            self.config.reset_url.as_deref(),
+            |link| Mail {
+                to: user.email.clone(),
+                subject: "Reset your password".into(),
+                body: format!(
+                    "Someone asked to reset the password of this account.\r\n\r\nReset it with: {link}\r\n\r\nThis expires in {minutes} minutes. Resetting signs out every session and revokes every API key of the account. If it was not you, ignore this mail.\r\n"
+                ),
+            },
+        )
+    }
+
+    /// Makes a one-time token for `user` (stored hashed under `prefix`), and mails `mail(link)`
+    /// on its own task once the token is stored: no mail whose link would not work. `url`
+    /// makes the link, `{token}` replaced; without it the link is the bare token.
+    fn mail_token(
+        &self,
+        user: &User,
+        prefix: &str,
+        ttl: std::time::Duration,
+        url: Option<&str>,
+        mail: impl FnOnce(&str) -> Mail,
+    ) -> Result<(), GatewayError> {
+        let token = tokens::opaque_token("");
+        let expires_at = expires_after(ttl)?;
+        let token_key = format!("{prefix}{}", tokens::token_hash(&token));
+        let link = match url {
+            Some(url) => url.replace("{token}", &token),
+            None => token,
         };
-        let mailer = self.mailer.clone();
+        let mail = mail(&link);
+        let (store, mailer, user_id) = (self.store.clone(), self.mailer.clone(), user.id.clone());
         tokio::spawn(async move {
-            // No mail without a stored token: the link would not work.
             if let Err(e) = store
                 .create_verification(&token_key, &user_id, expires_at)
                 .await
             {
-                tracing::error!(error = %e, "storing a password reset token failed; no mail sent");
+                tracing::error!(error = %e, subject = %mail.subject, "storing a mailed token failed; no mail sent");
                 return;
             }
+            let subject = mail.subject.clone();
             if let Err(e) = mailer.send(mail).await {
-                tracing::error!(error = %format!("{e:#}"), "sending a password reset mail failed");
+                tracing::error!(error = %format!("{e:#}"), subject = %subject, "sending a mail failed");
             }
         });
         Ok(())
     }
 
-    /// Sets a new password with a reset token (once) and ends every session of the user.
+    /// Sets a new password with a reset token (once), ends every session of the user and
+    /// revokes their API keys: whoever held the account before the reset keeps nothing.
     pub async fn reset_password(&self, token: &str, new: String) -> Result<(), GatewayError> {
         self.check_new_password(&new)?;
         let identifier = format!("{RESET_PREFIX}{}", tokens::token_hash(token.trim()));
@@ -433,13 +506,70 @@ impl Identity {
             .take_verification(&identifier)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        let hash = password::hash(new)
+        let permit = self.hashing.permit().await?;
+        let hash = password::hash(permit, new)
             .await
             .map_err(GatewayError::unexpected)?;
         self.store.set_password(&user_id, &hash).await?;
         let ended = self.store.delete_user_sessions(&user_id, None).await?;
         self.forget_sessions(&ended);
+        for hash in self.store.revoke_user_api_keys(&user_id).await? {
+            self.forget_key(&hash);
+        }
         Ok(())
+    }
+
+    /// Mails `user` a link that verifies their address (stored, then sent, on its own task).
+    fn send_verification(&self, user: &User) -> Result<(), GatewayError> {
+        if !self.mailer.available() {
+            return Err(mail_unavailable("Email verification"));
+        }
+        self.mail_token(
+            user,
+            VERIFY_PREFIX,
+            VERIFY_TTL,
+            self.config.verify_email_url.as_deref(),
+            |link| Mail {
+                to: user.email.clone(),
+                subject: "Verify your email address".into(),
+                body: format!(
+                    "Confirm that this address is yours with: {link}\r\n\r\nThis expires in 24 hours. If you did not sign up, ignore this mail.\r\n"
+                ),
+            },
+        )
+    }
+
+    /// A new verification link for the caller (nothing when already verified). At most
+    /// `login_max_failures` mails per account per lock-out window.
+    pub async fn request_email_verification(&self, user_id: &str) -> Result<bool, GatewayError> {
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if user.email_verified {
+            return Ok(false);
+        }
+        let key = format!("verify:{user_id}");
+        self.throttle.check(&key).map_err(AuthError::Throttled)?;
+        self.send_verification(&user)?;
+        self.throttle.record_failure(&key);
+        Ok(true)
+    }
+
+    /// Marks the address of a verification token's user verified (each token works once).
+    pub async fn verify_email(&self, token: &str) -> Result<User, GatewayError> {
+        let identifier = format!("{VERIFY_PREFIX}{}", tokens::token_hash(token.trim()));
+        let user_id = self
+            .store
+            .take_verification(&identifier)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        self.store.set_email_verified(&user_id).await?;
+        self.store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken.into())
     }
 
     pub async fn update_profile(
@@ -548,6 +678,14 @@ impl Identity {
                     "An account with this email exists; sign in with its password first.",
                 ));
             }
+            // An account whose address was never verified may have been registered by anyone
+            // (a squatter waiting for the owner): the provider's word proves ownership, so
+            // whatever else opened the account (its password, sessions, API keys) ends first.
+            let user = if user.email_verified {
+                user
+            } else {
+                self.reclaim(&user).await?
+            };
             match self
                 .store
                 .link_provider_account(&user.id, provider, &claims.subject)
@@ -557,12 +695,43 @@ impl Identity {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.create_provider_user(provider, claims, &email, name)
+            .await
+    }
+
+    /// Ends every other credential of an unverified account before a provider takes it over,
+    /// and marks its address verified.
+    async fn reclaim(&self, user: &User) -> Result<User, GatewayError> {
+        let ended = self.store.reclaim_unverified_account(&user.id).await?;
+        self.forget_sessions(&ended.sessions);
+        for hash in &ended.key_hashes {
+            self.forget_key(hash);
+        }
+        tracing::info!(
+            user = %user.id,
+            sessions = ended.sessions.len(),
+            api_keys = ended.key_hashes.len(),
+            "an unverified account was claimed by a verified sign-in; its password, sessions and API keys were ended"
+        );
+        Ok(User {
+            email_verified: true,
+            ..user.clone()
+        })
+    }
+
+    async fn create_provider_user(
+        &self,
+        provider: &'static str,
+        claims: &IdentityClaims,
+        email: &str,
+        name: Option<String>,
+    ) -> Result<User, GatewayError> {
         let name = name
             .or_else(|| claims.name.clone())
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
         let new = NewUser {
-            email: &email,
+            email,
             username: None,
             name: name.trim(),
             role: Role::User.as_str(),
@@ -586,4 +755,15 @@ impl Identity {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn taken_error() -> GatewayError {
+    GatewayError::conflict("An account with this email or username already exists.")
+}
+
+fn mail_unavailable(what: &str) -> GatewayError {
+    GatewayError::service_unavailable(format!(
+        "{what} by mail is not available: this server has no mail configured ([smtp])."
+    ))
+    .with_code("mail_unavailable")
 }

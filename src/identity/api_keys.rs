@@ -15,6 +15,8 @@ pub struct KeyRequest {
     pub name: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_models: Option<Vec<String>>,
+    /// The admin scope; the caller checked that the owner is an admin.
+    pub admin: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -23,6 +25,7 @@ pub struct KeyView {
     pub name: String,
     pub prefix: String,
     pub allowed_models: Option<Vec<String>>,
+    pub admin: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -33,6 +36,7 @@ impl From<ApiKey> for KeyView {
     fn from(key: ApiKey) -> Self {
         KeyView {
             allowed_models: key.models(),
+            admin: key.admin,
             id: key.id,
             name: key.name,
             prefix: key.prefix,
@@ -91,6 +95,7 @@ impl Identity {
                 prefix: &prefix,
                 key_hash: &tokens::token_hash(&key),
                 allowed_models: request.allowed_models.as_deref(),
+                admin: request.admin,
                 expires_at: request.expires_at,
             })
             .await?;

@@ -1,4 +1,6 @@
-//! Outgoing email (password resets, later more), over SMTP or, when none is configured, to the log.
+//! Outgoing email (password resets, address verification), over SMTP. Without SMTP a mail can
+//! go nowhere: the endpoints that send one answer 503, unless `auth.log_mails` (development
+//! only) says to write mails to the log, at DEBUG, where a reset link is a secret.
 
 use std::fmt;
 use std::time::Duration;
@@ -23,8 +25,10 @@ pub struct Mail {
 pub enum Mailer {
     /// Boxed: the transport is large and the log variant is empty.
     Smtp(Box<SmtpMailer>),
-    /// No SMTP configured: mails go to the log, so an operator can still pass a reset link on.
+    /// No SMTP, and `auth.log_mails` on: mails go to the log at DEBUG (a development setup).
     Log,
+    /// No SMTP: nothing is sent, and whoever asks for a mail is told so.
+    Unavailable,
 }
 
 pub struct SmtpMailer {
@@ -35,11 +39,15 @@ pub struct SmtpMailer {
 }
 
 impl Mailer {
-    /// A mailer for `settings`, or the log mailer when there are none.
+    /// A mailer for `settings`; with none, the log mailer when `log_mails` says so, else none.
     /// Fails on a `from` that is not a mailbox or a host lettre cannot use for TLS.
-    pub fn new(settings: Option<SmtpSettings>) -> anyhow::Result<Self> {
+    pub fn new(settings: Option<SmtpSettings>, log_mails: bool) -> anyhow::Result<Self> {
         let Some(settings) = settings else {
-            return Ok(Self::Log);
+            return Ok(if log_mails {
+                Self::Log
+            } else {
+                Self::Unavailable
+            });
         };
         let from: Mailbox = settings
             .from
@@ -92,18 +100,25 @@ impl Mailer {
                 Ok(())
             }
             Self::Log => {
-                // Deliberately logs the body: without SMTP this is how a reset link reaches anyone.
-                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (no SMTP configured)");
+                // The body holds a secret link: DEBUG only, and only when asked for.
+                tracing::debug!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (auth.log_mails, no SMTP)");
                 Ok(())
             }
+            Self::Unavailable => anyhow::bail!("no [smtp] configured: the mail was not sent"),
         }
     }
 
-    /// For the startup log: `smtp host:port` or `log`.
+    /// Whether a mail can go anywhere at all.
+    pub fn available(&self) -> bool {
+        !matches!(self, Self::Unavailable)
+    }
+
+    /// For the startup log: `smtp host:port`, `log` or `none`.
     pub fn describe(&self) -> String {
         match self {
             Self::Smtp(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
             Self::Log => "log".to_owned(),
+            Self::Unavailable => "none".to_owned(),
         }
     }
 }
@@ -179,7 +194,7 @@ mod tests {
     #[tokio::test]
     async fn sends_over_plain_smtp() {
         let (port, server) = fake_smtp().await;
-        let mailer = Mailer::new(Some(settings(port))).unwrap();
+        let mailer = Mailer::new(Some(settings(port)), false).unwrap();
         assert_eq!(mailer.describe(), format!("smtp 127.0.0.1:{port}"));
         mailer
             .send(Mail {
@@ -206,12 +221,21 @@ mod tests {
     fn rejects_a_bad_sender() {
         let mut bad = settings(25);
         bad.from = "not a mailbox".to_owned();
-        assert!(Mailer::new(Some(bad)).is_err());
+        assert!(Mailer::new(Some(bad), false).is_err());
     }
 
     #[tokio::test]
-    async fn log_mode_without_settings() {
-        let mailer = Mailer::new(None).unwrap();
+    async fn without_smtp_nothing_is_sent_unless_logging_is_asked_for() {
+        let none = Mailer::new(None, false).unwrap();
+        assert!(!none.available());
+        let mail = || Mail {
+            to: "bob@example.com".to_owned(),
+            subject: "s".to_owned(),
+            body: "b".to_owned(),
+        };
+        assert!(none.send(mail()).await.is_err());
+        let mailer = Mailer::new(None, true).unwrap();
+        assert!(mailer.available());
         assert_eq!(mailer.describe(), "log");
         mailer
             .send(Mail {

@@ -36,6 +36,7 @@ use throttle::LoginThrottle;
 use tokens::JwtKeys;
 
 pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// API keys look like `sk-...`; the master key may too, and is checked first.
 pub const API_KEY_PREFIX: &str = "sk-";
 
@@ -81,8 +82,14 @@ pub struct Identity {
     master_keys: Vec<Secret>,
     pub(crate) jwt: JwtKeys,
     pub(crate) throttle: LoginThrottle,
-    /// Per client address: a looser limit, against one machine guessing many accounts.
+    /// Per client address: a looser limit, against one machine guessing many accounts. It
+    /// slows such an address down; it never refuses a correct password.
     pub(crate) address_throttle: LoginThrottle,
+    /// Sign-ups per client address per hour (every attempt counts).
+    pub(crate) register_throttle: LoginThrottle,
+    /// Reset mails asked for per client address per hour.
+    pub(crate) reset_throttle: LoginThrottle,
+    pub(crate) hashing: password::HashingPool,
     pub(crate) mailer: Arc<Mailer>,
     pub(crate) google: Option<OidcVerifier>,
     pub(crate) apple: Option<OidcVerifier>,
@@ -112,7 +119,16 @@ impl Identity {
                 identity.login_max_failures.saturating_mul(4),
                 identity.login_lockout,
             ),
-            mailer: Arc::new(Mailer::new(identity.smtp.clone())?),
+            register_throttle: LoginThrottle::new(
+                identity.registrations_per_address_per_hour,
+                HOUR,
+            ),
+            reset_throttle: LoginThrottle::new(identity.password_resets_per_address_per_hour, HOUR),
+            hashing: password::HashingPool::new(
+                identity.password_hash_concurrency,
+                identity.password_hash_queue,
+            ),
+            mailer: Arc::new(Mailer::new(identity.smtp.clone(), identity.log_mails)?),
             google: identity.google.as_ref().map(|g| {
                 OidcVerifier::new(OidcProvider::google(
                     g.client_ids.clone(),
@@ -188,7 +204,12 @@ impl Identity {
                 principal: Some(Principal {
                     id: Arc::from(owner.key.user_id.as_str()),
                     kind: PrincipalKind::ApiKey,
-                    role: Role::from_db(owner.role.as_deref()),
+                    // An admin's key is an admin credential only when made with the scope.
+                    role: if owner.key.admin {
+                        Role::from_db(owner.role.as_deref())
+                    } else {
+                        Role::User
+                    },
                     key_id: Some(Arc::from(owner.key.id.as_str())),
                     session_id: None,
                     allowed_models: owner.key.models().map(Arc::from),

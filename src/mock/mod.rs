@@ -159,7 +159,14 @@ pub async fn serve(
         let mock = mock.clone();
         async move { Ok::<_, Infallible>(mock.handle(request).await) }
     });
-    crate::server::serve(listener, handler, shutdown, Duration::from_secs(5), false).await;
+    crate::server::serve(
+        listener,
+        handler,
+        shutdown,
+        Duration::from_secs(5),
+        crate::server::Addressing::default(),
+    )
+    .await;
 }
 
 impl Mock {

@@ -7,7 +7,7 @@ use http::request::Parts;
 
 use super::{Plugin, PluginFuture, RequestCtx};
 use crate::config::AnonymousConfig;
-use crate::context::{PeerAddr, Principal, PrincipalKind, Route};
+use crate::context::{ClientAddr, Principal, PrincipalKind, Route};
 use crate::error::GatewayError;
 use crate::identity::{AuthError, Identity};
 
@@ -41,7 +41,7 @@ impl Auth {
         if !anonymous.routes.contains(&ctx.route) {
             return None;
         }
-        let address = head.extensions.get::<PeerAddr>()?.0.ip();
+        let address = head.extensions.get::<ClientAddr>()?.0;
         Some(Principal::anonymous(address, anonymous.models.clone()))
     }
 }

@@ -21,6 +21,9 @@ pub struct NewKey {
     pub expires_in_days: Option<u32>,
     pub allowed_models: Option<Vec<String>>,
     pub user_id: Option<String>,
+    /// The admin scope: the key may use admin endpoints. Only for an admin's own keys.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 pub struct Keys<'a> {
@@ -38,8 +41,14 @@ impl<'a> Keys<'a> {
         key: NewKey,
     ) -> Result<CreatedKey, GatewayError> {
         let user_id = owner(caller, key.user_id.as_deref())?;
-        if self.state.store.user_by_id(&user_id).await?.is_none() {
+        let Some(owner) = self.state.store.user_by_id(&user_id).await? else {
             return Err(GatewayError::resource_not_found());
+        };
+        if key.admin && !(owner.is_admin() && caller.is_admin()) {
+            return Err(GatewayError::invalid_field(
+                "admin",
+                "only an admin may make a key with the admin scope, and only for an admin",
+            ));
         }
         let expires_at = expiry(key.expires_at, key.expires_in_days)?;
         self.state
@@ -50,6 +59,7 @@ impl<'a> Keys<'a> {
                     name: key.name,
                     expires_at,
                     allowed_models: key.allowed_models,
+                    admin: key.admin,
                 },
             )
             .await

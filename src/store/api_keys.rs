@@ -15,6 +15,8 @@ pub struct ApiKey {
     /// A JSON array of model names; NULL allows every model.
     #[serde(skip)]
     pub allowed_models: Option<String>,
+    /// Made with the admin scope: the key may use admin endpoints (when its owner is an admin).
+    pub admin: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -44,11 +46,12 @@ pub struct NewApiKey<'a> {
     pub prefix: &'a str,
     pub key_hash: &'a str,
     pub allowed_models: Option<&'a [String]>,
+    pub admin: bool,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const KEY_COLUMNS: &str =
-    "k.id, k.user_id, k.name, k.prefix, k.allowed_models, k.expires_at, k.last_used_at, k.revoked_at, k.created_at";
+    "k.id, k.user_id, k.name, k.prefix, k.allowed_models, k.admin, k.expires_at, k.last_used_at, k.revoked_at, k.created_at";
 
 impl Store {
     /// The user who owns a key (revoked or not), if the key exists.
@@ -61,9 +64,9 @@ impl Store {
     }
 
     pub async fn create_api_key(&self, key: &NewApiKey<'_>) -> StoreResult<ApiKey> {
-        let sql = "INSERT INTO api_key (id, user_id, name, prefix, key_hash, allowed_models, expires_at, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   RETURNING id, user_id, name, prefix, allowed_models, expires_at, last_used_at, revoked_at, created_at";
+        let sql = "INSERT INTO api_key (id, user_id, name, prefix, key_hash, allowed_models, expires_at, created_at, admin)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                   RETURNING id, user_id, name, prefix, allowed_models, admin, expires_at, last_used_at, revoked_at, created_at";
         let models = key
             .allowed_models
             .map(|m| serde_json::Value::from(m.to_vec()).to_string());
@@ -76,6 +79,7 @@ impl Store {
             .bind(models)
             .bind(key.expires_at)
             .bind(now())
+            .bind(key.admin)
             .fetch_one(pool)
             .await)?)
     }
@@ -107,6 +111,16 @@ impl Store {
             .bind(user_id)
             .bind(now())
             .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Revokes every live key of a user (a password reset); returns their hashes for the caches.
+    pub async fn revoke_user_api_keys(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let sql = "UPDATE api_key SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING key_hash";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(user_id)
+            .bind(now())
+            .fetch_all(pool)
             .await)?)
     }
 

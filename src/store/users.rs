@@ -40,6 +40,12 @@ const USER_COLUMNS: &str = r#"u."id", u."email", u."name", u."username", u."imag
 /// The same columns unqualified, for `RETURNING` (SQLite allows no table alias there).
 const RETURNING_USER: &str = r#"RETURNING "id", "email", "name", "username", "image", "emailVerified", "role", "banned", "createdAt", "updatedAt""#;
 
+/// What ended when an unverified account was reclaimed.
+pub struct Reclaimed {
+    pub sessions: Vec<String>,
+    pub key_hashes: Vec<String>,
+}
+
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub username: Option<&'a str>,
@@ -217,6 +223,33 @@ impl Store {
             .fetch_optional(pool)
             .await
             .map_err(StoreError::from_write))?)
+    }
+
+    pub async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
+        let sql = r#"UPDATE "user" SET "emailVerified" = true, "updatedAt" = $2 WHERE "id" = $1"#;
+        with_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(now()).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Before a verified Google/Apple sign-in takes over an account whose address nobody
+    /// verified: in one transaction its password goes, its sessions end, its API keys are
+    /// revoked, and the address is marked verified. Returns what ended, for the caches.
+    pub async fn reclaim_unverified_account(&self, user_id: &str) -> StoreResult<Reclaimed> {
+        let sessions = r#"DELETE FROM "session" WHERE "userId" = $1 RETURNING "id""#;
+        let keys = "UPDATE api_key SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING key_hash";
+        let password = r#"DELETE FROM "account" WHERE "userId" = $1 AND "providerId" = $2"#;
+        let verified =
+            r#"UPDATE "user" SET "emailVerified" = true, "updatedAt" = $2 WHERE "id" = $1"#;
+        let at = now();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let sessions = sqlx::query_scalar(sessions).bind(user_id).fetch_all(&mut *tx).await?;
+            let key_hashes = sqlx::query_scalar(keys).bind(user_id).bind(at).fetch_all(&mut *tx).await?;
+            sqlx::query(password).bind(user_id).bind(CREDENTIAL_PROVIDER).execute(&mut *tx).await.map(|_| ())?;
+            sqlx::query(verified).bind(user_id).bind(at).execute(&mut *tx).await.map(|_| ())?;
+            tx.commit().await?;
+            Ok(Reclaimed { sessions, key_hashes })
+        })
     }
 
     pub async fn set_role(&self, user_id: &str, role: &str) -> StoreResult<bool> {

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use gateway::config::{Config, IdentityConfig, MeteringConfig, RoutingConfig, Secret};
+use gateway::config::{
+    Config, IdentityConfig, MeteringConfig, RoutingConfig, Secret, ServerConfig,
+};
 
 /// One typed change to the validated config.
 type Change = Box<dyn FnOnce(&mut Config)>;
@@ -61,6 +63,11 @@ impl TestConfig {
 
     pub fn identity(mut self, change: impl FnOnce(&mut IdentityConfig) + 'static) -> Self {
         self.changes.push(Box::new(|c| change(&mut c.identity)));
+        self
+    }
+
+    pub fn server(mut self, change: impl FnOnce(&mut ServerConfig) + 'static) -> Self {
+        self.changes.push(Box::new(|c| change(&mut c.server)));
         self
     }
 

@@ -48,6 +48,7 @@ data_dir = "target/test-data"
 [auth]
 master_keys = ["{KEY}"]
 jwt_secret = "{JWT_SECRET}"
+allow_registration = true
 
 [database]
 url = "{db_url}"

@@ -31,6 +31,16 @@ impl SmtpSink {
         }
     }
 
+    /// The next mail whose raw DATA contains `needle` (a subject line, say), skipping others.
+    pub async fn next_mail_with(&self, needle: &str) -> String {
+        loop {
+            let mail = self.next_mail().await;
+            if mail.contains(needle) {
+                return mail;
+            }
+        }
+    }
+
     /// The next mail's raw DATA (headers and body, as sent, without the final "."), waiting up to 5 s.
     pub async fn next_mail(&self) -> String {
         let mut mails = self.mails.lock().await;
@@ -88,4 +98,23 @@ async fn serve(stream: TcpStream, mails: mpsc::UnboundedSender<String>) {
             return;
         }
     }
+}
+
+/// A mail's text with quoted-printable soft breaks and `=3D` undone.
+pub fn decode_mail(raw: &str) -> String {
+    raw.replace("=\r\n", "").replace("=3D", "=")
+}
+
+/// The token that follows `prefix` in a mail ("Reset it with: ", say), at least 32 characters.
+pub fn token_after(mail: &str, prefix: &str) -> String {
+    let text = decode_mail(mail);
+    let (_, rest) = text
+        .split_once(prefix)
+        .unwrap_or_else(|| panic!("no {prefix:?} in the mail:\n{text}"));
+    let token: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    assert!(token.len() >= 32, "short token {token:?} in:\n{text}");
+    token
 }
