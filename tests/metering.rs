@@ -627,3 +627,113 @@ async fn upstream_resets_and_client_stream_options_are_metered() {
         "{declined:?}"
     );
 }
+
+impl Metered {
+    /// The usage records once there are `n` (a record can be reported after its client left:
+    /// bounded wait, polling the writer).
+    async fn records_when(&self, n: usize) -> Vec<Record> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.records().await;
+            if records.len() >= n || tokio::time::Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// `"stream_options": null` (or any value that is no object) cannot switch the usage chunk off.
+#[tokio::test]
+async fn null_stream_options_still_meter_exactly() {
+    let m = start("").await;
+    for options in [json!(null), json!("no"), json!([])] {
+        let body = json!({"model": "mock-gpt", "stream": true, "stream_options": options,
+            "messages": [{"role": "user", "content": "hi"}], "mock": {"chunks": 4}});
+        let response = m.chat(KEY, body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("\"usage\":{"),
+            "nobody asked for usage: {text}"
+        );
+    }
+    let records = m.records().await;
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert!(!r.estimated && r.completion_tokens == 4, "{r:?}");
+    }
+}
+
+/// What the caller's account spent today, from `GET /api/v1/limits`.
+async fn daily_spent(h: &Harness, token: &str) -> f64 {
+    let r = h
+        .client
+        .get(h.url("/api/v1/limits"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let user = v["scopes"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["scope"] == "user"))
+        .unwrap_or_else(|| panic!("no user scope in {v}"));
+    user["remaining"]["daily_spent_usd"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no daily spend in {v}"))
+}
+
+/// Reads a stream until the answer's finish chunk, then hangs up.
+async fn read_to_finish_and_hang_up(response: reqwest::Response) {
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"finish_reason\":\"stop\"") {
+        let chunk = stream.next().await.expect("more").expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+}
+
+/// A client that hangs up right after the last content chunk: the usage that follows is still
+/// read and recorded exactly; when none comes, the record is estimated and the budget is
+/// charged the reservation's worst case.
+#[tokio::test]
+async fn a_hang_up_after_the_answer_still_gets_its_usage_or_pays_the_worst_case() {
+    let limits =
+        "[limits]\nuser_tier = \"metered\"\n[limits.tiers.metered]\ndaily_budget_usd = 100.0\n";
+    let m = start(limits).await;
+    let (token, key, _, _) = user_with_key(&m.h, "hangup@example.com").await;
+    let body = json!({"model": "mock-gpt", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "hi"}],
+        "mock": {"chunks": 2, "chunk_delay_ms": 200}});
+    read_to_finish_and_hang_up(m.chat(&key, body).send().await.unwrap()).await;
+    let records = m.records_when(1).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.outcome, "client_disconnected", "{r:?}");
+    assert!(!r.estimated && r.completion_tokens == 2, "{r:?}");
+    let spent_exact = daily_spent(&m.h, &token).await;
+    assert!(
+        close(spent_exact, r.cost_usd),
+        "{spent_exact} vs {}",
+        r.cost_usd
+    );
+
+    // The usage never comes (the upstream stalls after the finish chunk).
+    let body = json!({"model": "mock-gpt", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "hi"}],
+        "mock": {"chunks": 2, "stall_after": 4}});
+    read_to_finish_and_hang_up(m.chat(&key, body).send().await.unwrap()).await;
+    let records = m.records_when(2).await;
+    let r = &records[1];
+    assert_eq!(r.outcome, "client_disconnected", "{r:?}");
+    assert!(r.estimated, "{r:?}");
+    let spent = daily_spent(&m.h, &token).await;
+    // 1,000 output tokens at $2,000 per million: the worst case is at least $2.
+    assert!(
+        spent - spent_exact >= 2.0,
+        "charged {} for an unreported answer",
+        spent - spent_exact
+    );
+}

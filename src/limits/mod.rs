@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::Utc;
 
 use crate::config::{Config, FailMode, LimitBackend, LimitSet, LimitsConfig, ModelPrice};
-use crate::context::{Completion, Principal, PrincipalKind, RequestCtx, Route};
+use crate::context::{Completion, Outcome, Principal, PrincipalKind, RequestCtx, Route};
 use crate::error::GatewayError;
 use crate::pricing::PriceTable;
 use crate::store::Store;
@@ -374,12 +374,22 @@ impl Limits {
 
 impl Limits {
     /// Settles the request's reservation with what it used (the limits plugin's
-    /// `on_complete`).
+    /// `on_complete`). An answer whose client hung up before its usage came is settled at the
+    /// reservation's worst case: an estimate from what the client read would let a client
+    /// that hangs up early pay for less than it was served.
     pub fn settle(&self, ctx: &RequestCtx, completion: &Completion) {
         if let Some(Held(reservation)) = ctx.extensions.get::<Held>() {
+            let mut cost = to_micros(completion.cost_usd);
+            let unreported = completion.usage.is_none_or(|u| u.estimated);
+            if completion.outcome == Outcome::ClientDisconnected
+                && completion.status.is_success()
+                && unreported
+            {
+                cost = cost.max(reservation.ask.cost);
+            }
             reservation.settle(Actual {
                 tokens: completion.usage.map_or(0, |u| u.total_tokens()),
-                cost: to_micros(completion.cost_usd),
+                cost,
                 periods: Periods::at(Utc::now()),
             });
         }

@@ -26,8 +26,15 @@ struct Probe<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow)]
     max_completion_tokens: Option<&'a RawValue>,
-    #[serde(borrow)]
+    // Kept whatever it holds, `null` included: a null left in place would win over the
+    // member the gateway adds (the upstream reads the last duplicate) and turn usage off.
+    #[serde(borrow, default, deserialize_with = "present")]
     stream_options: Option<&'a RawValue>,
+}
+
+/// Some(value) for a member that is there, even `null` (serde reads a null `Option` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue as Deserialize<'de>>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -128,7 +135,7 @@ pub fn splice(body: &[u8], mut edits: Vec<(Range<usize>, Bytes)>) -> Bytes {
 
 /// The edit that makes a streamed chat request ask for its final usage chunk: a
 /// `stream_options` member added after the opening brace, or the client's own options with
-/// `include_usage` set.
+/// `include_usage` set (a value that is no object, `null` say, is replaced by one).
 pub fn ask_for_usage(
     body: &[u8],
     stream_options: Option<&Range<usize>>,
@@ -143,7 +150,7 @@ pub fn ask_for_usage(
         }
         Some(span) => {
             let mut options: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&body[span.clone()]).ok()?;
+                serde_json::from_slice(&body[span.clone()]).unwrap_or_default();
             options.insert("include_usage".into(), serde_json::Value::Bool(true));
             let json = serde_json::to_vec(&options).ok()?;
             Some((span.clone(), Bytes::from(json)))
@@ -154,6 +161,31 @@ pub fn ask_for_usage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_options_that_are_no_object_are_replaced() {
+        for options in ["null", "false", "\"x\"", "[]", "3"] {
+            let body = format!(
+                r#"{{"model":"m","messages":[],"stream":true,"stream_options":{options}}}"#
+            );
+            let req = probe(body.as_bytes(), Route::ChatCompletions).unwrap();
+            assert!(!req.include_usage, "{options}");
+            let edit = ask_for_usage(body.as_bytes(), req.stream_options_span.as_ref()).unwrap();
+            let out = splice(body.as_bytes(), vec![edit]);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(
+                v["stream_options"],
+                serde_json::json!({"include_usage": true})
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out)
+                    .matches("stream_options")
+                    .count(),
+                1,
+                "{options}"
+            );
+        }
+    }
 
     #[test]
     fn finds_model_and_stream() {

@@ -31,6 +31,10 @@ use crate::usage::TokenUsage;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// After a client hangs up on a passed-through stream whose answer had ended, the upstream is
+/// read this much longer for the usage chunk that follows; then the record is estimated.
+const USAGE_AFTER_HANGUP: Duration = Duration::from_secs(2);
+
 /// Calls the plugins' `on_complete` once, when dropped. Until told otherwise the request counts
 /// as abandoned by the client, so a hang-up is reported even though no code path sees it.
 pub struct CompletionGuard {
@@ -48,6 +52,9 @@ pub struct CompletionGuard {
     translated_events: u64,
     /// Counted in the in-flight streams gauge until dropped.
     streaming: bool,
+    /// The usage came after the client hung up (read on for it): the counts are the
+    /// provider's, not an estimate.
+    usage_after_hangup: bool,
     /// The target's concurrency slot, released when the response ends; a failure mid-stream
     /// also counts against the target's health.
     lease: Option<Lease>,
@@ -71,6 +78,7 @@ impl CompletionGuard {
             tap: None,
             translated_events: 0,
             streaming: false,
+            usage_after_hangup: false,
             lease,
         }
     }
@@ -128,6 +136,37 @@ impl CompletionGuard {
         self.outcome = outcome;
     }
 
+    /// A passed-through stream the client left after the answer had ended, before its usage
+    /// chunk: worth reading on for that usage.
+    fn awaits_usage(&self) -> bool {
+        self.status.is_success()
+            && self
+                .tap
+                .as_ref()
+                .is_some_and(|tap| tap.usage.is_none() && tap.answer_complete())
+    }
+
+    /// Reads `upstream` (bounded by [`USAGE_AFTER_HANGUP`]) until its usage shows, then
+    /// reports the request.
+    async fn read_usage_after_hangup(mut self, mut upstream: Incoming) {
+        use http_body_util::BodyExt;
+        let read = async {
+            while let Some(Ok(frame)) = upstream.frame().await {
+                if let (Ok(data), Some(tap)) = (frame.into_data(), self.tap.as_mut()) {
+                    tap.frame(data);
+                    if tap.usage.is_some() {
+                        return true;
+                    }
+                }
+            }
+            false
+        };
+        let found = tokio::time::timeout(USAGE_AFTER_HANGUP, read)
+            .await
+            .unwrap_or(false);
+        self.usage_after_hangup = found;
+    }
+
     /// What the request used: the provider's counts, or (none came: the client hung up, the
     /// upstream failed, or it does not report usage) an estimate from the sizes seen. A stream
     /// cut short also marks its counts as estimated, the output being at least the events sent.
@@ -140,7 +179,7 @@ impl CompletionGuard {
             None => (self.usage.take(), self.translated_events),
         };
         let answered = self.status.is_success();
-        let complete = self.outcome == Outcome::Complete;
+        let complete = self.outcome == Outcome::Complete || self.usage_after_hangup;
         match reported {
             Some(usage) if complete => Some(usage),
             Some(mut usage) => {
@@ -184,8 +223,8 @@ impl Drop for CompletionGuard {
 
 pin_project_lite::pin_project! {
     pub struct ProxyBody {
-        #[pin]
-        inner: Incoming,
+        // Taken only when dropped, to read on for a usage chunk after a hang-up.
+        inner: Option<Incoming>,
         idle_timeout: Duration,
         // One timer for both limits: it fires at the idle deadline or the total one, if sooner.
         idle: Pin<Box<Sleep>>,
@@ -196,6 +235,22 @@ pin_project_lite::pin_project! {
         at_event_boundary: bool,
         done: bool,
         guard: Option<CompletionGuard>,
+    }
+
+    impl PinnedDrop for ProxyBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Ended (the guard reported already), or nothing to wait for: the guard reports now.
+            let Some(guard) = this.guard.take() else { return };
+            if !guard.awaits_usage() {
+                return;
+            }
+            if let (Some(upstream), Ok(runtime)) =
+                (this.inner.take(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn(guard.read_usage_after_hangup(upstream));
+            }
+        }
     }
 }
 
@@ -222,7 +277,7 @@ impl ProxyBody {
             .total
             .map(|total| tokio::time::Instant::from_std(started) + total);
         let mut body = Self {
-            inner,
+            inner: Some(inner),
             idle_timeout: timeouts.idle,
             idle: Box::pin(tokio::time::sleep(timeouts.idle)),
             total_deadline,
@@ -292,8 +347,11 @@ impl Body for ProxyBody {
             if self.done {
                 return Poll::Ready(None);
             }
-            let mut this = self.as_mut().project();
-            let frame = match this.inner.as_mut().poll_frame(cx) {
+            let this = self.as_mut().project();
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let frame = match Pin::new(inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(None) => {
                     // The upstream finished: a translated stream writes its closing events.
@@ -368,7 +426,8 @@ impl Body for ProxyBody {
                     Some(tap) => {
                         let out = tap.frame(data);
                         // All held back (an event split across frames): read on.
-                        if out.is_empty() && !this.inner.is_end_stream() {
+                        if out.is_empty() && !this.inner.as_ref().is_none_or(|i| i.is_end_stream())
+                        {
                             continue;
                         }
                         Frame::data(out)
@@ -388,7 +447,7 @@ impl Body for ProxyBody {
                 }
             }
             // A body of known length may not be polled again after its last byte.
-            if this.translator.is_none() && this.inner.is_end_stream() {
+            if this.translator.is_none() && this.inner.as_ref().is_none_or(|i| i.is_end_stream()) {
                 *this.done = true;
                 if let Some(guard) = this.guard.take() {
                     guard.finish(Outcome::Complete);
@@ -408,10 +467,12 @@ impl Body for ProxyBody {
         } else if self.sse {
             // An error event may be appended: never promise an exact length.
             let mut hint = SizeHint::new();
-            hint.set_lower(self.inner.size_hint().lower());
+            hint.set_lower(self.inner.as_ref().map_or(0, |i| i.size_hint().lower()));
             hint
         } else {
-            self.inner.size_hint()
+            self.inner
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), |i| i.size_hint())
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct UsageTap {
     pub events: u64,
     /// An event outgrew `MAX_EVENT_BYTES`: everything passes through unread.
     gave_up: bool,
+    /// SSE: the last frame seen (shared, not copied): after a hang-up it tells whether the
+    /// answer had ended, so that only its usage chunk was still to come.
+    last: Bytes,
 }
 
 impl UsageTap {
@@ -48,7 +51,14 @@ impl UsageTap {
             usage: None,
             events: 0,
             gave_up: false,
+            last: Bytes::new(),
         }
+    }
+
+    /// Whether the last event seen (or the part of one held back) carries a `finish_reason`:
+    /// the answer is complete, only its usage can still come.
+    pub fn answer_complete(&self) -> bool {
+        self.sse && (has_finish_reason(&self.last) || has_finish_reason(&self.carry))
     }
 
     /// Looks at one frame of the answer; returns what the client gets (the frame itself unless
@@ -64,6 +74,7 @@ impl UsageTap {
             }
             return data;
         }
+        self.last = data.clone();
         if self.carry.is_empty() {
             // The common case: the frame holds whole events, nothing to join.
             let end = complete_events_end(&data);
@@ -245,15 +256,25 @@ fn event_data(event: &[u8]) -> Option<&[u8]> {
 
 /// Whether the chunk has `"usage":` followed by an object (not `null`), checked without parsing.
 fn has_usage_object(data: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"usage\"";
+    member_starts_with(data, b"\"usage\"", b'{')
+}
+
+/// Whether `data` has `"finish_reason":` followed by a string (not `null`).
+fn has_finish_reason(data: &[u8]) -> bool {
+    member_starts_with(data, b"\"finish_reason\"", b'"')
+}
+
+/// Whether some `key` (a quoted name) in `data` is followed by `:` and a value starting with
+/// `first`.
+fn member_starts_with(data: &[u8], key: &[u8], first: u8) -> bool {
     let mut from = 0;
-    while let Some(pos) = find(&data[from..], KEY) {
-        let after = &data[from + pos + KEY.len()..];
+    while let Some(pos) = find(&data[from..], key) {
+        let after = &data[from + pos + key.len()..];
         let mut rest = after.iter().skip_while(|b| b.is_ascii_whitespace());
-        if rest.next() == Some(&b':') && rest.find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if rest.next() == Some(&b':') && rest.find(|b| !b.is_ascii_whitespace()) == Some(&first) {
             return true;
         }
-        from += pos + KEY.len();
+        from += pos + key.len();
     }
     false
 }
