@@ -170,8 +170,11 @@ pub struct RequestCtx {
     pub route: Route,
     pub started: Instant,
     pub principal: Option<Principal>,
-    /// The model name the client asked for.
+    /// The model being served: the one the client asked for, or the fallback now tried
+    /// (every per-model check and the price follow it).
     pub model: Option<Arc<str>>,
+    /// When a fallback is served: the model the client asked for.
+    pub fallback_of: Option<Arc<str>>,
     pub stream: bool,
     /// The provider and provider model that served the request.
     pub provider: Option<Arc<str>>,
@@ -210,6 +213,7 @@ impl RequestCtx {
             started: Instant::now(),
             principal: None,
             model: None,
+            fallback_of: None,
             stream: false,
             provider: None,
             upstream_model: None,

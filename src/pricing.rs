@@ -56,15 +56,16 @@ impl PriceTable {
         })
     }
 
-    /// What `usage` cost at the price of the model asked for, else of the provider's model;
-    /// 0 when neither is priced.
+    /// What `usage` cost at the price of the target used: its upstream model's, else the
+    /// model's the request was served as; 0 when neither is priced.
     pub fn request_cost(
         &self,
         model: Option<&str>,
         upstream: Option<&str>,
         usage: &TokenUsage,
     ) -> f64 {
-        [model, upstream]
+        // The target actually used sets the price: its upstream model's, else the model's.
+        [upstream, model]
             .into_iter()
             .flatten()
             .find_map(|name| self.find(&[name]))

@@ -258,15 +258,32 @@ impl Limits {
 
     /// Admits the request or refuses it: takes its needs from every scope at once (the limits
     /// plugin's `on_routed`).
+    ///
+    /// Called again when a fallback model is tried: the reservation made for the model before
+    /// is given back, and the request is admitted anew for the fallback (its model limits, a
+    /// budget at its price), without counting it a second time against the key's and user's
+    /// requests per minute.
     pub async fn check(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        if let Some(Held(earlier)) = ctx.extensions.remove::<Held>() {
+            earlier.settle(Actual {
+                tokens: 0,
+                cost: 0,
+                periods: Periods::at(Utc::now()),
+            });
+        }
         let prompt_estimate = match ctx.route {
             Route::AudioTranscriptions => 0,
             _ => ctx.request_bytes / 4,
         };
         let estimate = prompt_estimate.saturating_add(ctx.max_output_tokens.unwrap_or(0));
-        let scopes = self
+        let mut scopes = self
             .scopes(ctx.principal.as_ref(), ctx.model.as_ref(), estimate)
             .await;
+        if ctx.fallback_of.is_some() {
+            for scope in scopes.iter_mut().filter(|s| s.kind != ScopeKind::Model) {
+                scope.rpm = None;
+            }
+        }
         if scopes.is_empty() {
             return Ok(());
         }
@@ -396,23 +413,22 @@ impl Limits {
     }
 }
 
-/// The price each configured model's budget reservations use: the model's own when the table
-/// knows its name, else the priciest of its targets' (the target is chosen only after the
-/// limits, so the reservation assumes the dearest).
+/// The price each configured model's budget reservations use: the priciest of its targets'
+/// (each priced as a request on it is: its upstream model's price, else the model's own), as
+/// the target is chosen only after the limits, so the reservation assumes the dearest.
 fn budget_prices(config: &Config, prices: &PriceTable) -> HashMap<String, Arc<ModelPrice>> {
     let weight = |p: &ModelPrice| p.input_per_mtok + p.output_per_mtok;
     config
         .models
         .iter()
         .filter_map(|model| {
-            let price = prices.find(&[&model.name]).cloned().or_else(|| {
-                model
-                    .targets
-                    .iter()
-                    .filter_map(|t| prices.find(&[&t.model]))
-                    .max_by(|a, b| weight(a).total_cmp(&weight(b)))
-                    .cloned()
-            })?;
+            let price = model
+                .targets
+                .iter()
+                .filter_map(|t| prices.find(&[&t.model, &model.name]))
+                .max_by(|a, b| weight(a).total_cmp(&weight(b)))
+                .or_else(|| prices.find(&[&model.name]))
+                .cloned()?;
             Some((model.name.clone(), price))
         })
         .collect()

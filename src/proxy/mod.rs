@@ -293,6 +293,16 @@ impl Pipeline {
             .await
     }
 
+    /// A fallback model is next: the request is checked again as a request for it (which
+    /// models its key may use, the fallback's own limits, a budget reserved at its price).
+    async fn reroute(&self, ctx: &mut RequestCtx, model: &Arc<str>) -> Result<(), GatewayError> {
+        let asked = ctx.model.replace(model.clone());
+        if ctx.fallback_of.is_none() {
+            ctx.fallback_of = asked;
+        }
+        self.plugins.on_routed(ctx).await
+    }
+
     /// The upstream request for one attempt on `target`: the client's bytes (with the model
     /// renamed if needed) for OpenAI-compatible providers, a translation for the others.
     async fn upstream_request(
@@ -347,6 +357,17 @@ impl Pipeline {
             Option<Translation>,
         )> = None;
         while let Some(attempt) = attempts.next().await {
+            let fallback = attempts
+                .model()
+                .filter(|m| ctx.ctx().model.as_deref() != Some(&*m.name));
+            if let Some(fallback) = fallback {
+                if let Err(e) = self.reroute(ctx.ctx_mut(), &fallback.name).await {
+                    attempts.refuse_model(attempt, &e.message);
+                    // The summary names why the fallback was not used, beside the failures.
+                    last_answer = None;
+                    continue;
+                }
+            }
             let target = attempt.target;
             let (request, translation) = match self
                 .upstream_request(ctx.ctx(), &payload, requested, target, content_type)

@@ -193,6 +193,23 @@ impl<'r> Attempts<'r> {
         }
     }
 
+    /// The model the attempts are on now: the requested one, or a fallback.
+    pub fn model(&self) -> Option<&'r Arc<ModelRoute>> {
+        self.current
+    }
+
+    /// This request may not use the current model (a per-model check refused it): its
+    /// remaining targets are passed over, and the next fallback comes.
+    pub fn refuse_model(&mut self, attempt: Attempt<'r>, reason: &str) {
+        drop(attempt);
+        if let Some(route) = self.current {
+            self.failures.skipped(&route.name, reason);
+        }
+        self.position = self.order.len();
+        self.attempt = 0;
+        self.wait = None;
+    }
+
     /// This target's provider cannot take the request (a parameter it lacks); another may.
     pub fn unusable(&mut self, attempt: Attempt<'r>, error: &GatewayError) {
         self.failures.unusable(attempt.target, error);
