@@ -9,6 +9,26 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use ipnet::IpNet;
 
+tokio::task_local! {
+    /// The TCP peer of the connection a request came on, for code that has the request's
+    /// headers but not its extensions (credential lookups on /v1, whose requests carry no
+    /// address extension: it would cost every request an allocation).
+    static CONNECTION_PEER: IpAddr;
+}
+
+/// Runs `future` (a connection, or one of its HTTP/2 streams) with `peer` as its peer.
+pub fn with_peer<F: std::future::Future>(
+    peer: IpAddr,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<IpAddr, F> {
+    CONNECTION_PEER.scope(peer, future)
+}
+
+/// The peer of the connection being served, if the caller runs inside one.
+pub fn connection_peer() -> Option<IpAddr> {
+    CONNECTION_PEER.try_with(|peer| *peer).ok()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
@@ -26,6 +46,12 @@ impl TrustedProxies {
     fn trusts(&self, address: IpAddr) -> bool {
         let address = canonical(address);
         self.nets.iter().any(|net| net.contains(&address))
+    }
+
+    /// The client of the request with `headers` on the connection being served (None outside
+    /// one: an in-process call).
+    pub fn current_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
+        connection_peer().map(|peer| self.client(peer, headers))
     }
 
     /// The client of a request that arrived from `peer` with `headers`.

@@ -131,9 +131,7 @@ pub async fn build_state_with(
         metrics: config.metrics.clone(),
         cors: config.cors.clone(),
         anonymous: config.anonymous.is_some(),
-        trusted_proxies: Arc::new(forwarded::TrustedProxies::new(
-            config.server.trusted_proxies.clone(),
-        )),
+        trusted_proxies: identity.trusted_proxies.clone(),
         chat: config.chat.clone(),
         jobs: jobs::JobRunner::start("app", 1_000, 2),
         store: identity.store.clone(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -40,13 +40,6 @@ pub async fn serve<H, S, Fut, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -61,6 +54,7 @@ pub async fn serve<H, S, Fut, B>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let builder = connection_builder(peer.ip());
                 let handler = handler.clone();
                 // The client's address rides along for login throttling and session records,
                 // which only the app endpoints keep; /v1 requests are spared the extension map
@@ -77,11 +71,11 @@ pub async fn serve<H, S, Fut, B>(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                tokio::spawn(crate::forwarded::with_peer(peer.ip(), async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
-                });
+                }));
             }
             _ = &mut shutdown => break,
         }
@@ -97,6 +91,33 @@ pub async fn serve<H, S, Fut, B>(
             tracing::warn!(timeout_secs = drain.as_secs(), "drain timeout reached; closing remaining connections")
         }
     }
+}
+
+/// Spawns a connection's HTTP/2 streams with the connection's peer, as its HTTP/1 requests
+/// (served on the connection's own task) have it.
+#[derive(Clone, Copy)]
+struct PeerExecutor(std::net::IpAddr);
+
+impl<F> hyper::rt::Executor<F> for PeerExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(crate::forwarded::with_peer(self.0, future));
+    }
+}
+
+/// One connection's protocol settings (a builder per connection: its executor knows the peer).
+fn connection_builder(peer: std::net::IpAddr) -> auto::Builder<PeerExecutor> {
+    let mut builder = auto::Builder::new(PeerExecutor(peer));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    builder
 }
 
 /// Errors of one connection (reset before accept) are skipped; running out of file descriptors

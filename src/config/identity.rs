@@ -51,6 +51,7 @@ pub(super) struct RawAuth {
     registrations_per_address_per_hour: u32,
     password_resets_per_address_per_hour: u32,
     login_address_delay_ms: u64,
+    unknown_credentials_per_address_per_minute: u32,
     password_hash_concurrency: usize,
     password_hash_queue: usize,
     google: Option<RawOidc>,
@@ -83,6 +84,7 @@ impl Default for RawAuth {
             registrations_per_address_per_hour: 10,
             password_resets_per_address_per_hour: 10,
             login_address_delay_ms: 1_000,
+            unknown_credentials_per_address_per_minute: 60,
             password_hash_concurrency: 0,
             password_hash_queue: 64,
             google: None,
@@ -195,6 +197,9 @@ pub struct IdentityConfig {
     /// How long a login from an address with many recent failures waits before its password
     /// is checked: slows a guesser down without refusing a correct password.
     pub login_address_delay: Duration,
+    /// Unknown API keys or session tokens one client address may send per minute before its
+    /// next unknown one is refused (429) without a database lookup (0: no limit).
+    pub unknown_credentials_per_address_per_minute: u32,
     /// argon2 runs at once (0: one per core), and how many more may wait.
     pub password_hash_concurrency: usize,
     pub password_hash_queue: usize,
@@ -376,6 +381,7 @@ pub(super) fn identity(
         registrations_per_address_per_hour: raw.registrations_per_address_per_hour,
         password_resets_per_address_per_hour: raw.password_resets_per_address_per_hour,
         login_address_delay: Duration::from_millis(raw.login_address_delay_ms.min(10_000)),
+        unknown_credentials_per_address_per_minute: raw.unknown_credentials_per_address_per_minute,
         password_hash_concurrency: raw.password_hash_concurrency,
         password_hash_queue: raw.password_hash_queue,
         google,

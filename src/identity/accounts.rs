@@ -211,9 +211,8 @@ impl Identity {
         if let Some(address) = &client.address {
             let key = format!("register:{address}");
             self.register_throttle
-                .check(&key)
+                .attempt(&key)
                 .map_err(AuthError::Throttled)?;
-            self.register_throttle.record_failure(&key);
         }
         let user = self.create_user(registration, Role::User).await?;
         if self.mailer.available() {
@@ -250,12 +249,11 @@ impl Identity {
             Some(user) => format!("login:user:{}", user.id),
             None => format!("login:{login}"),
         };
+        // Counted before the slow verify, in the same step as the check, so guesses sent at
+        // once cannot all pass it; a correct password clears the count again.
         self.throttle
-            .check(&account_key)
+            .attempt(&account_key)
             .map_err(AuthError::Throttled)?;
-        // Counted before the slow verify, so guesses sent at once cannot all pass the check;
-        // a correct password clears it again.
-        self.throttle.record_failure(&account_key);
         let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
         if let Some(key) = &address_key {
             // Behind a shared address (a NAT, an office) an attacker must not lock everyone
@@ -392,9 +390,8 @@ impl Identity {
             .user_id()
             .ok_or(GatewayError::forbidden("The master key has no password."))?;
         let key = format!("password:{user_id}");
-        self.throttle.check(&key).map_err(AuthError::Throttled)?;
+        self.throttle.attempt(&key).map_err(AuthError::Throttled)?;
         let hash = self.store.password_hash(user_id).await?;
-        self.throttle.record_failure(&key);
         let permit = self.hashing.permit().await?;
         if !password::verify(permit, current, hash).await {
             return Err(AuthError::InvalidCredentials.into());
@@ -432,18 +429,16 @@ impl Identity {
         if let Some(address) = &client.address {
             let key = format!("reset:ip:{address}");
             self.reset_throttle
-                .check(&key)
+                .attempt(&key)
                 .map_err(AuthError::Throttled)?;
-            self.reset_throttle.record_failure(&key);
         }
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
         let throttle_key = format!("reset:{email}");
-        if self.throttle.check(&throttle_key).is_err() {
+        if self.throttle.attempt(&throttle_key).is_err() {
             return Ok(());
         }
-        self.throttle.record_failure(&throttle_key);
         let minutes = self.config.password_reset_ttl.as_secs() / 60;
         self.mail_token(
             &user,
@@ -551,9 +546,8 @@ impl Identity {
             return Ok(false);
         }
         let key = format!("verify:{user_id}");
-        self.throttle.check(&key).map_err(AuthError::Throttled)?;
+        self.throttle.attempt(&key).map_err(AuthError::Throttled)?;
         self.send_verification(&user)?;
-        self.throttle.record_failure(&key);
         Ok(true)
     }
 

@@ -5,6 +5,11 @@
 //! better-auth tokens are cached (moka) for `principal_cache_ttl`, and the cache entry is
 //! dropped at once on logout, revocation, password change or user deletion on this replica
 //! (other replicas see it within the TTL).
+//!
+//! Unknown credentials cost at most one lookup each, and only when they could be real: a
+//! token of the wrong form is refused without I/O, the same token sent many times at once is
+//! looked up once (single-flight), and a client address that keeps sending unknown ones is
+//! refused without I/O for a while.
 
 pub mod accounts;
 pub mod api_keys;
@@ -97,6 +102,12 @@ pub struct Identity {
     keys: Cache<String, Cached>,
     sessions: Cache<String, Cached>,
     session_tokens: Cache<String, Cached>,
+    /// Lookups in flight, by credential hash: concurrent requests with one credential share
+    /// one query. An entry lives only while its lookup runs.
+    loading: moka::future::Cache<String, Cached>,
+    /// Unknown API keys and session tokens per client address.
+    credential_failures: LoginThrottle,
+    pub(crate) trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
 }
 
 impl Identity {
@@ -148,6 +159,14 @@ impl Identity {
             keys: cache(),
             sessions: cache(),
             session_tokens: cache(),
+            loading: moka::future::Cache::builder().max_capacity(100_000).build(),
+            credential_failures: LoginThrottle::new(
+                identity.unknown_credentials_per_address_per_minute,
+                std::time::Duration::from_secs(60),
+            ),
+            trusted_proxies: Arc::new(crate::forwarded::TrustedProxies::new(
+                config.server.trusted_proxies.clone(),
+            )),
             config: identity.clone(),
         })
     }
@@ -160,12 +179,12 @@ impl Identity {
                 return Ok(Principal::master());
             }
             if token.starts_with(API_KEY_PREFIX) {
-                return self.api_key(token).await;
+                return self.api_key(token, headers).await;
             }
             if tokens::looks_like_jwt(token) {
                 return self.access_token(token).await;
             }
-            return self.session_token(token).await;
+            return self.session_token(token, headers).await;
         }
         if let Some(token) = headers
             .get(SESSION_TOKEN_HEADER)
@@ -173,14 +192,14 @@ impl Identity {
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
-            return self.session_token(token).await;
+            return self.session_token(token, headers).await;
         }
         if let Some(token) = self
             .cookies
             .as_ref()
             .and_then(|c| c.token_from_headers(headers))
         {
-            return self.session_token(&token).await;
+            return self.session_token(&token, headers).await;
         }
         Err(AuthError::Unauthenticated)
     }
@@ -194,34 +213,58 @@ impl Identity {
         bool::from(matched)
     }
 
-    async fn api_key(&self, token: &str) -> Result<Principal, AuthError> {
+    /// A credential missing from `cache`: refused without I/O for an address that has sent
+    /// many unknown ones lately, else `load`ed once however many requests wait for it.
+    async fn resolve_uncached(
+        &self,
+        cache: &Cache<String, Cached>,
+        hash: String,
+        headers: &HeaderMap,
+        load: impl std::future::Future<Output = Result<Cached, AuthError>>,
+    ) -> Result<Cached, AuthError> {
+        let address = self
+            .trusted_proxies
+            .current_client(headers)
+            .map(|a| format!("credential:{a}"));
+        if let Some(key) = &address {
+            self.credential_failures
+                .check(key)
+                .map_err(AuthError::Throttled)?;
+        }
+        let entry = self
+            .loading
+            .entry(hash.clone())
+            .or_try_insert_with(load)
+            .await
+            .map_err(|e| AuthError::Internal(anyhow::anyhow!("{e}")))?;
+        // Fresh: this request ran the lookup (the others waited for it): only it counts.
+        let looked_up = entry.is_fresh();
+        let cached = entry.into_value();
+        // Cached before the in-flight entry goes, so no request finds neither.
+        cache.insert(hash.clone(), cached.clone());
+        self.loading.invalidate(&hash).await;
+        if let (None, Some(key), true) = (&cached.principal, &address, looked_up) {
+            self.credential_failures.record_failure(key);
+        }
+        Ok(cached)
+    }
+
+    async fn api_key(&self, token: &str, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        if !tokens::plausible_api_key(token) {
+            return Err(AuthError::InvalidToken);
+        }
         let hash = tokens::token_hash(token);
         if let Some(cached) = self.keys.get(&hash) {
             return cached.live().ok_or(AuthError::InvalidToken);
         }
-        let cached = match self.store.api_key_by_hash(&hash).await? {
-            Some(owner) if owner.banned != Some(true) => Cached {
-                principal: Some(Principal {
-                    id: Arc::from(owner.key.user_id.as_str()),
-                    kind: PrincipalKind::ApiKey,
-                    // An admin's key is an admin credential only when made with the scope.
-                    role: if owner.key.admin {
-                        Role::from_db(owner.role.as_deref())
-                    } else {
-                        Role::User
-                    },
-                    key_id: Some(Arc::from(owner.key.id.as_str())),
-                    session_id: None,
-                    allowed_models: owner.key.models().map(Arc::from),
-                }),
-                expires_at: owner.key.expires_at,
-            },
-            _ => Cached {
-                principal: None,
-                expires_at: None,
-            },
+        let load = async {
+            metrics::counter!("gateway_credential_lookups_total", "kind" => "api_key").increment(1);
+            let owner = self.store.api_key_by_hash(&hash).await?;
+            Ok(key_entry(owner))
         };
-        self.keys.insert(hash, cached.clone());
+        let cached = self
+            .resolve_uncached(&self.keys, hash.clone(), headers, load)
+            .await?;
         cached.live().ok_or(AuthError::InvalidToken)
     }
 
@@ -241,14 +284,27 @@ impl Identity {
             .ok_or(AuthError::InvalidToken)
     }
 
-    async fn session_token(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn session_token(
+        &self,
+        token: &str,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        if !tokens::plausible_session_token(token) {
+            return Err(AuthError::InvalidToken);
+        }
         let hash = tokens::token_hash(token);
         if let Some(cached) = self.session_tokens.get(&hash) {
             return cached.live().ok_or(AuthError::InvalidToken);
         }
-        let owner = self.store.session_owner_by_token(token).await?;
-        let cached = owner_entry(owner, PrincipalKind::SessionToken);
-        self.session_tokens.insert(hash, cached.clone());
+        let load = async {
+            metrics::counter!("gateway_credential_lookups_total", "kind" => "session_token")
+                .increment(1);
+            let owner = self.store.session_owner_by_token(token).await?;
+            Ok(owner_entry(owner, PrincipalKind::SessionToken))
+        };
+        let cached = self
+            .resolve_uncached(&self.session_tokens, hash.clone(), headers, load)
+            .await?;
         cached.live().ok_or(AuthError::InvalidToken)
     }
 
@@ -266,6 +322,31 @@ impl Identity {
 
     pub(crate) fn forget_key(&self, key_hash: &str) {
         self.keys.invalidate(key_hash);
+    }
+}
+
+fn key_entry(owner: Option<crate::store::api_keys::KeyOwner>) -> Cached {
+    match owner {
+        Some(owner) if owner.banned != Some(true) => Cached {
+            principal: Some(Principal {
+                id: Arc::from(owner.key.user_id.as_str()),
+                kind: PrincipalKind::ApiKey,
+                // An admin's key is an admin credential only when made with the scope.
+                role: if owner.key.admin {
+                    Role::from_db(owner.role.as_deref())
+                } else {
+                    Role::User
+                },
+                key_id: Some(Arc::from(owner.key.id.as_str())),
+                session_id: None,
+                allowed_models: owner.key.models().map(Arc::from),
+            }),
+            expires_at: owner.key.expires_at,
+        },
+        _ => Cached {
+            principal: None,
+            expires_at: None,
+        },
     }
 }
 

@@ -47,6 +47,42 @@ impl LoginThrottle {
         self.record_failure_at(key, Instant::now());
     }
 
+    /// Checks and counts an attempt in one step (serialised per key), so attempts made at once
+    /// cannot all pass the check before any of them is counted: Err(retry_after) when locked
+    /// (nothing counted), else the attempt counts as a failure until `record_success`.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
+        self.attempt_at(key, Instant::now())
+    }
+
+    fn attempt_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        if self.max_failures == 0 {
+            return Ok(());
+        }
+        let (window, max) = (self.window, self.max_failures);
+        let mut locked = None;
+        self.entries.entry_by_ref(key).and_compute_with(|existing| {
+            match existing.map(|e| e.into_value()) {
+                Some(w) if now.saturating_duration_since(w.started) < window => {
+                    if w.failures >= max {
+                        let left = window - now.saturating_duration_since(w.started);
+                        locked = Some(left.max(MIN_RETRY_AFTER));
+                        Op::Nop
+                    } else {
+                        Op::Put(Window {
+                            failures: w.failures.saturating_add(1),
+                            started: w.started,
+                        })
+                    }
+                }
+                _ => Op::Put(Window {
+                    failures: 1,
+                    started: now,
+                }),
+            }
+        });
+        locked.map_or(Ok(()), Err)
+    }
+
     /// Clears the key.
     pub fn record_success(&self, key: &str) {
         if self.max_failures > 0 {
@@ -203,6 +239,21 @@ mod tests {
             thread.join().unwrap();
         }
         assert!(t.check("a").is_err());
+    }
+
+    #[test]
+    fn attempts_check_and_count_in_one_step() {
+        let t = Arc::new(LoginThrottle::new(3, MINUTE));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let t = Arc::clone(&t);
+                std::thread::spawn(move || (0..10).filter(|_| t.attempt("a").is_ok()).count())
+            })
+            .collect();
+        let passed: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(passed, 3);
+        t.record_success("a");
+        assert_eq!(t.attempt("a"), Ok(()));
     }
 
     #[test]

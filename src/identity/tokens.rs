@@ -133,6 +133,24 @@ pub fn token_hash(token: &str) -> String {
     out
 }
 
+/// Whether `token` can be one of our API keys (`sk-` and 43 base64url characters): anything
+/// else is refused without a lookup.
+pub fn plausible_api_key(token: &str) -> bool {
+    token
+        .strip_prefix(super::API_KEY_PREFIX)
+        .is_some_and(|rest| rest.len() == 43 && rest.bytes().all(is_base64url))
+}
+
+/// Whether `token` can be a session token (better-auth's are 32 letters and digits): 16 to 256
+/// characters of letters, digits, `-` and `_`.
+pub fn plausible_session_token(token: &str) -> bool {
+    (16..=256).contains(&token.len()) && token.bytes().all(is_base64url)
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
 /// Three base64url parts: worth trying as a JWT.
 pub fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2

@@ -52,6 +52,14 @@ fn describe() {
         "Requests on /v1, by route, model, provider and status."
     );
     describe_counter!(
+        "gateway_credential_lookups_total",
+        "Database lookups of API keys and session tokens missing from the cache, by kind."
+    );
+    describe_counter!(
+        "gateway_password_hashing_refused_total",
+        "Password checks refused with 503 because the hashing pool was full."
+    );
+    describe_counter!(
         "gateway_request_errors_total",
         "Requests on /v1 that did not end with a complete 2xx answer, by reason."
     );

@@ -59,7 +59,15 @@ pub fn openai_error(error: AuthError) -> GatewayError {
             tracing::error!(error = %format!("{e:#}"), "resolving a credential failed");
             GatewayError::service_unavailable("Authentication is temporarily unavailable.")
         }
-        other => GatewayError::unauthorized(other.to_string()),
+        AuthError::Throttled(wait) => {
+            let mut error = GatewayError::rate_limited(
+                "requests",
+                "rate_limit_exceeded",
+                "Too many unknown API keys from your address. Try again later.",
+            );
+            error.retry_after = Some(crate::limits::headers::retry_after_secs(wait));
+            error
+        }
     }
 }
 
