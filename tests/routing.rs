@@ -796,3 +796,53 @@ async fn a_target_that_cannot_take_the_request_gives_way_to_one_that_can() {
     rig.ok(&chat("mixed")).await;
     assert_eq!(rig.requests(0), 1);
 }
+
+/// A deployment whose provider refuses the gateway's key (401/403) fails every request alike:
+/// it goes out of rotation at once (shown in /health/ready), the other deployment answers, and
+/// with no other the caller gets a 503 naming the key, not the provider's 401. A 400 or 404
+/// the request itself caused does not count against a deployment.
+#[tokio::test]
+async fn a_deployment_with_a_refused_key_leaves_rotation() {
+    let rig = rig(3, FAST, |u| {
+        provider("bad-key", &u[0], "headers = { x-mock-status = \"401\" }")
+            + &provider("good", &u[1], "")
+            + &provider("forbidden", &u[2], "headers = { x-mock-status = \"403\" }")
+            + &provider("picky", &u[1], "headers = { x-mock-status = \"400\" }")
+            + &model(
+                "split",
+                "",
+                r#"{ provider = "bad-key", weight = 1 }, { provider = "good", weight = 1 }"#,
+            )
+            + &model("only-forbidden", "", r#"{ provider = "forbidden" }"#)
+            + &model("only-picky", "", r#"{ provider = "picky" }"#)
+    })
+    .await;
+    for _ in 0..20 {
+        rig.ok(&chat("split")).await;
+    }
+    assert_eq!(rig.requests(0), 1, "the refused key was tried again");
+    let bad = rig.target("split", "bad-key").await;
+    assert_eq!(bad["state"], "open", "{bad}");
+    assert!(
+        bad["last_error"].as_str().unwrap().contains("api_key"),
+        "{bad}"
+    );
+
+    let error = expect_error(rig.post(&chat("only-forbidden")).await, 503).await;
+    assert!(
+        message(&error).contains("refused the provider API key"),
+        "{error}"
+    );
+    assert_eq!(rig.requests(2), 1, "no retry on a refused key");
+    let error = expect_error(rig.post(&chat("only-forbidden")).await, 503).await;
+    assert!(message(&error).contains("out of rotation"), "{error}");
+    assert_eq!(rig.requests(2), 1);
+
+    // The request's own 400: handed on every time, the deployment stays in.
+    let before = rig.requests(1);
+    for _ in 0..3 {
+        expect_error(rig.post(&chat("only-picky")).await, 400).await;
+    }
+    assert_eq!(rig.requests(1), before + 3);
+    assert_eq!(rig.target("only-picky", "picky").await["state"], "closed");
+}

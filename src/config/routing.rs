@@ -13,6 +13,7 @@ pub(super) struct RawRouting {
     retry_budget_ms: u64,
     failure_threshold: u32,
     cooldown_ms: u64,
+    rejected_key_cooldown_ms: u64,
 }
 
 impl Default for RawRouting {
@@ -24,6 +25,7 @@ impl Default for RawRouting {
             retry_budget_ms: 30_000,
             failure_threshold: 5,
             cooldown_ms: 30_000,
+            rejected_key_cooldown_ms: 300_000,
         }
     }
 }
@@ -42,6 +44,8 @@ pub struct RoutingConfig {
     pub failure_threshold: u32,
     /// How long a failing target stays out before one request probes it.
     pub cooldown: Duration,
+    /// How long a target whose provider refused its API key (401/403) stays out.
+    pub rejected_key_cooldown: Duration,
 }
 
 pub(super) fn routing(r: &RawRouting, problems: &mut Vec<String>) -> RoutingConfig {
@@ -50,6 +54,7 @@ pub(super) fn routing(r: &RawRouting, problems: &mut Vec<String>) -> RoutingConf
         ("retry_max_backoff_ms", r.retry_max_backoff_ms),
         ("retry_budget_ms", r.retry_budget_ms),
         ("cooldown_ms", r.cooldown_ms),
+        ("rejected_key_cooldown_ms", r.rejected_key_cooldown_ms),
         ("failure_threshold", u64::from(r.failure_threshold)),
     ] {
         if value == 0 {
@@ -63,5 +68,6 @@ pub(super) fn routing(r: &RawRouting, problems: &mut Vec<String>) -> RoutingConf
         retry_budget: Duration::from_millis(r.retry_budget_ms),
         failure_threshold: r.failure_threshold,
         cooldown: Duration::from_millis(r.cooldown_ms),
+        rejected_key_cooldown: Duration::from_millis(r.rejected_key_cooldown_ms),
     }
 }

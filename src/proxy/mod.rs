@@ -405,7 +405,10 @@ impl Pipeline {
                 }
                 Ok(Ok(response)) => {
                     let failure = retry::Failure::status(&response);
-                    last_answer = Some((response, target, translation));
+                    // A provider refusing the gateway's own key is not the caller's 401: the
+                    // summary (503) says what went wrong instead.
+                    last_answer =
+                        (!failure.rejects_key()).then_some((response, target, translation));
                     failure
                 }
                 Ok(Err(e)) => {

@@ -165,10 +165,23 @@ impl<'r> Attempts<'r> {
             probe,
         } = attempt;
         drop(lease);
+        // A refused key fails every request alike: out at once, for long.
+        let out_for = if failure.rejects_key() {
+            tracing::error!(
+                target_name = %target.state.label, error = %failure.reason,
+                cooldown_ms = self.router.routing.rejected_key_cooldown.as_millis() as u64,
+                "the provider refused this deployment's API key; it is out of rotation"
+            );
+            metrics::counter!("gateway_upstream_key_rejected_total", "target" => target.state.label.clone())
+                .increment(1);
+            Some(self.router.routing.rejected_key_cooldown)
+        } else {
+            failure.retry_after
+        };
         target
             .state
             .breaker
-            .record_failure(&failure.reason, failure.retry_after);
+            .record_failure(&failure.reason, out_for);
         if let Some(probe) = probe {
             probe.settle();
         }

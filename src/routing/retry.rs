@@ -15,11 +15,22 @@ pub fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
+        || rejects_key(status)
+}
+
+/// 401 / 403 from a provider: it refused the gateway's own key for this deployment (the
+/// caller's credential was checked by the gateway, not sent on). Not the caller's fault, and
+/// the same key fails every request: the deployment goes out of rotation, the next one is
+/// tried. 400 / 404 are about the request and hand on as they are.
+pub fn rejects_key(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailureKind {
     Status,
+    /// The provider refused the deployment's API key.
+    KeyRejected,
     Connect,
     Timeout,
 }
@@ -34,11 +45,26 @@ pub struct Failure {
 
 impl Failure {
     pub fn status<B>(response: &Response<B>) -> Self {
+        if rejects_key(response.status()) {
+            return Self {
+                reason: format!(
+                    "refused the provider API key ({}): check the provider's api_key",
+                    response.status()
+                ),
+                retry_after: None,
+                kind: FailureKind::KeyRejected,
+            };
+        }
         Self {
             reason: format!("answered {}", response.status()),
             retry_after: retry_after(response.headers()),
             kind: FailureKind::Status,
         }
+    }
+
+    /// The provider refused the deployment's key: retrying it is pointless.
+    pub fn rejects_key(&self) -> bool {
+        self.kind == FailureKind::KeyRejected
     }
 
     pub fn connect(error: &dyn std::error::Error) -> Self {
@@ -93,7 +119,7 @@ pub fn next_wait(
     is_last_target: bool,
     deadline: Instant,
 ) -> Option<Duration> {
-    if attempt > policy.retries {
+    if attempt > policy.retries || failure.rejects_key() {
         return None;
     }
     if failure.retry_after.is_some() && !is_last_target {
