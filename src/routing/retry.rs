@@ -237,6 +237,7 @@ mod tests {
             retry_budget: Duration::from_secs(10),
             failure_threshold: 5,
             cooldown: Duration::from_secs(30),
+            rejected_key_cooldown: Duration::from_secs(300),
         }
     }
 
