@@ -121,10 +121,30 @@ async fn health() -> Response {
     Json(json!({ "status": "ok", "version": VERSION })).into_response()
 }
 
-/// Ready when accepting work and at least one provider is switched on. Each target's passive
-/// health is listed, but a target out of rotation does not make the gateway unready: every
-/// replica would see the same upstream, and taking them all out of a load balancer helps no one.
-async fn ready(State(state): Shared) -> Response {
+/// Ready when accepting work and at least one provider is switched on. A target out of
+/// rotation does not make the gateway unready: every replica would see the same upstream, and
+/// taking them all out of a load balancer helps no one. The status is public (load balancers
+/// ask without credentials); providers and deployments, which name upstreams and their
+/// errors, are shown only to an admin.
+async fn ready(State(state): Shared, headers: http::HeaderMap) -> Response {
+    let accepting = state.accepting.load(Ordering::Relaxed);
+    let any_provider = state.providers.iter().any(|p| p.disabled_reason.is_none());
+    let (status, word) = match (accepting, any_provider) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "no_providers"),
+    };
+    let admin = match crate::identity::bearer_token(&headers) {
+        Some(_) => state
+            .identity
+            .authenticate(&headers)
+            .await
+            .is_ok_and(|p| p.is_admin()),
+        None => false,
+    };
+    if !admin {
+        return (status, Json(json!({ "status": word, "version": VERSION }))).into_response();
+    }
     let providers: Vec<_> = state
         .providers
         .iter()
@@ -136,13 +156,6 @@ async fn ready(State(state): Shared) -> Response {
             })
         })
         .collect();
-    let accepting = state.accepting.load(Ordering::Relaxed);
-    let any_provider = state.providers.iter().any(|p| p.disabled_reason.is_none());
-    let (status, word) = match (accepting, any_provider) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "no_providers"),
-    };
     let targets = state.pipeline.router.health();
     let body = json!({
         "status": word, "version": VERSION, "providers": providers, "targets": targets

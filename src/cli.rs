@@ -12,7 +12,11 @@ use crate::store::Store;
 
 pub enum MigrateAction {
     Up,
-    Down { steps: usize },
+    /// `force`: revert the identity migration too (it drops better-auth's shared tables).
+    Down {
+        steps: usize,
+        force: bool,
+    },
     Status,
 }
 
@@ -23,7 +27,21 @@ pub async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<(
             let applied = store.migrate_up().await?;
             println!("{}: applied {applied} migration(s)", store.engine());
         }
-        MigrateAction::Down { steps } => {
+        MigrateAction::Down { steps, force } => {
+            let applied: Vec<i64> = store
+                .migration_status()
+                .await?
+                .into_iter()
+                .filter(|m| m.applied)
+                .map(|m| m.version)
+                .collect();
+            let reaches_identity = applied.iter().rev().take(steps).any(|v| *v == 1);
+            if reaches_identity && !force {
+                store.close().await;
+                bail!(
+                    "reverting migration 1 drops the user, session, account and verification tables, which a better-auth app sharing this database also uses; pass --force to do it anyway"
+                );
+            }
             let reverted = store.migrate_down(steps).await?;
             if reverted.is_empty() {
                 println!("{}: nothing to revert", store.engine());

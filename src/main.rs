@@ -63,6 +63,10 @@ enum MigrateCommand {
     Down {
         #[arg(long, default_value_t = 1)]
         steps: usize,
+        /// Also revert 0001, which drops the user, session, account and verification tables
+        /// a better-auth app may share.
+        #[arg(long)]
+        force: bool,
     },
     /// List migrations and whether each is applied.
     Status,
@@ -118,7 +122,7 @@ fn main() -> ExitCode {
         Command::Migrate { action } => {
             let action = match action {
                 MigrateCommand::Up => cli::MigrateAction::Up,
-                MigrateCommand::Down { steps } => cli::MigrateAction::Down { steps },
+                MigrateCommand::Down { steps, force } => cli::MigrateAction::Down { steps, force },
                 MigrateCommand::Status => cli::MigrateAction::Status,
             };
             run_command(&cli.config, |config| async move {

@@ -168,6 +168,39 @@ async fn google_sign_in() {
         let r = google(&h, &jwks::sign_id_token(&unverified, TEST_KID)).await;
         assert_status(&r, 409, "conflict", &format!("{engine}: unverified email"));
 
+        // A nonce the app sends must be the token's (as is, or its SHA-256 in hex as Apple's
+        // native flow puts it); without one in the body nothing is checked.
+        let raw = "nonce-for-this-sign-in";
+        let hashed: String = {
+            use sha2::Digest;
+            Sha256::digest(raw.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        for (carried, sent, status) in [
+            (Some(raw.to_string()), Some(raw), 200),
+            (Some(hashed.clone()), Some(raw), 200),
+            (Some(raw.to_string()), Some("another sign-in's"), 401),
+            (None, Some(raw), 401),
+            (Some(raw.to_string()), None, 200),
+        ] {
+            let mut claims = google_claims("g-nonce");
+            if let Some(carried) = &carried {
+                claims["nonce"] = json!(carried);
+            }
+            let mut body = json!({"id_token": jwks::sign_id_token(&claims, TEST_KID)});
+            if let Some(sent) = sent {
+                body["nonce"] = json!(sent);
+            }
+            let r = post(&h, "/api/v1/auth/oauth/google", &body).await;
+            assert_eq!(
+                r.status, status,
+                "{engine}: nonce {carried:?} / {sent:?}: {}",
+                r.text
+            );
+        }
+
         // Missing token field.
         let r = post(&h, "/api/v1/auth/oauth/google", &json!({})).await;
         assert_eq!(r.status, 422, "{engine}: {}", r.text);
@@ -314,6 +347,37 @@ async fn better_auth_sessions_and_cookies() {
         let r = me_with(&h, "cookie", &cookie).await;
         assert_eq!(r.status, 200, "{engine}: cookie: {}", r.text);
         assert_eq!(r.body["id"], id.as_str(), "{engine}");
+        // A state-changing request carried by the cookie alone must come from this origin (or
+        // a [cors] one): another site's page cannot make the browser send it (CSRF).
+        let own = h.gateway.url();
+        for (credential, origin, status) in [
+            (("cookie", cookie.as_str()), "https://evil.example", 403),
+            (("cookie", cookie.as_str()), own.as_str(), 200),
+            (
+                ("x-session-token", token.as_str()),
+                "https://evil.example",
+                200,
+            ),
+        ] {
+            let r = h
+                .client
+                .patch(h.url("/api/v1/auth/me"))
+                .header(credential.0, credential.1)
+                .header("origin", origin)
+                .json(&json!({"name": "Bett Auth"}))
+                .send()
+                .await
+                .unwrap();
+            let r = reply(r).await;
+            assert_eq!(
+                r.status, status,
+                "{engine}: {} from {origin}: {}",
+                credential.0, r.text
+            );
+            if status == 403 {
+                assert_eq!(r.body["code"], "cross_site_request", "{engine}");
+            }
+        }
         // Tampered: signed with another secret, or the signature of another token.
         let forged = format!(
             "better-auth.session_token={}",

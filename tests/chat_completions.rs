@@ -344,3 +344,40 @@ async fn client_hang_up_cancels_the_upstream_stream() {
     let cancelled = h.wait_streams_cancelled(1).await;
     assert!(cancelled, "the upstream stream was not cancelled");
 }
+
+/// The provider's headers about itself and the gateway's key (organisation, its request id and
+/// rate limits, cookies) never reach the client; the body's type and the gateway's own request
+/// id do. JSON, streams and upstream errors alike.
+#[tokio::test]
+async fn upstream_headers_are_forwarded_by_an_allow_list() {
+    let h = start().await;
+    let answers = [
+        h.post_json("/v1/chat/completions", &chat("mock-gpt")).await,
+        h.post_json(
+            "/v1/chat/completions",
+            &streamed_chat("mock-gpt", json!({})),
+        )
+        .await,
+        h.post_json(
+            "/v1/chat/completions",
+            &streamed_chat("mock-gpt", json!({"status": 400})),
+        )
+        .await,
+    ];
+    for response in answers {
+        let headers = response.headers();
+        for leaked in [
+            "openai-organization",
+            "openai-processing-ms",
+            "set-cookie",
+            "x-ratelimit-remaining-requests",
+        ] {
+            assert!(
+                headers.get(leaked).is_none(),
+                "{leaked} reached the client: {headers:?}"
+            );
+        }
+        assert_ne!(headers["x-request-id"], "req_mock_upstream", "{headers:?}");
+        assert!(headers.get("content-type").is_some(), "{headers:?}");
+    }
+}

@@ -272,5 +272,20 @@ async fn migrate_and_create_the_first_admin() {
         let users: serde_json::Value = users.json().await.unwrap();
         assert_eq!(users["total"], 1, "{engine}: {users}");
         gw.shutdown().await.unwrap();
+
+        // Reverting the identity migration drops tables a better-auth app may share: only
+        // with --force.
+        let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--steps", "10"], "");
+        assert!(!ok && out.contains("--force"), "{engine}: {out}");
+        let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
+        assert_eq!(
+            out.matches("applied").count(),
+            6,
+            "{engine}: nothing reverted: {out}"
+        );
+        let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--steps", "5"], "");
+        assert!(ok && out.contains("reverted 2"), "{engine}: {out}");
+        let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--force"], "");
+        assert!(ok && out.contains("reverted 1"), "{engine}: {out}");
     }
 }

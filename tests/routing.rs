@@ -111,6 +111,7 @@ impl Rig {
         let health: Value = self
             .client
             .get(format!("{}/health/ready", self.gateway.url()))
+            .bearer_auth(KEY)
             .send()
             .await
             .unwrap()

@@ -17,11 +17,25 @@ async fn health_and_readiness() {
     assert_eq!(value["status"], "ok");
     assert_eq!(value["version"], env!("CARGO_PKG_VERSION"));
 
+    // Anyone sees the status; only an admin the providers and deployments behind it.
     let ready = h.client.get(h.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let value: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(value["status"], "ready");
+    assert!(
+        value.get("providers").is_none() && value.get("targets").is_none(),
+        "{value}"
+    );
+    let ready = h
+        .client
+        .get(h.url("/health/ready"))
+        .bearer_auth(common::KEY)
+        .send()
+        .await
+        .unwrap();
+    let value: serde_json::Value = ready.json().await.unwrap();
     assert!(value["providers"].as_array().unwrap().len() >= 2);
+    assert!(value["targets"].is_array());
 }
 
 #[tokio::test]

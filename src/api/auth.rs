@@ -128,7 +128,11 @@ pub struct LogoutBody {
 pub async fn logout(State(state): Shared, request: axum::extract::Request) -> ApiResult<Response> {
     // A bad or missing credential may still come with a refresh token in the body; a database
     // failure is a 500, not "not signed in".
-    let principal = match state.identity.authenticate(request.headers()).await {
+    let principal = match state
+        .identity
+        .authenticate_request(request.method(), request.headers())
+        .await
+    {
         Ok(principal) => Some(principal),
         Err(AuthError::Internal(e)) => return Err(AuthError::Internal(e).into()),
         Err(_) => None,
@@ -340,6 +344,9 @@ pub struct ProviderBody {
     id_token: String,
     #[serde(alias = "full_name")]
     name: Option<String>,
+    /// The nonce the app started the sign-in with; when sent, the token must carry it.
+    #[serde(alias = "rawNonce", alias = "raw_nonce")]
+    nonce: Option<String>,
 }
 
 /// `POST .../oauth/{provider}`: `google` or `apple`.
@@ -352,7 +359,7 @@ pub async fn sign_in_with(
     let provider = SignInProvider::from_name(&provider).ok_or_else(ApiError::not_found)?;
     let pair = state
         .identity
-        .sign_in_with(provider, &body.id_token, body.name, &client)
+        .sign_in_with(provider, &body.id_token, (body.name, body.nonce), &client)
         .await?;
     Ok(Json(pair).into_response())
 }

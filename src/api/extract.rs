@@ -95,7 +95,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let principal = state.identity.authenticate(&parts.headers).await?;
+        let principal = state
+            .identity
+            .authenticate_request(&parts.method, &parts.headers)
+            .await?;
         Ok(Caller(principal))
     }
 }

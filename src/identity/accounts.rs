@@ -617,7 +617,7 @@ impl Identity {
         &self,
         provider: SignInProvider,
         id_token: &str,
-        name: Option<String>,
+        (name, nonce): (Option<String>, Option<String>),
         client: &ClientInfo,
     ) -> Result<TokenPair, GatewayError> {
         let verifier: &OidcVerifier = match provider {
@@ -640,6 +640,16 @@ impl Identity {
                 GatewayError::forbidden("This sign-in provider is not configured.")
             }
         })?;
+        // Checked when the app sends one: a token made for another sign-in does not work here.
+        if let Some(nonce) = nonce.as_deref().filter(|n| !n.is_empty()) {
+            if !claims.nonce_matches(nonce) {
+                tracing::info!(
+                    provider,
+                    "ID token refused: its nonce is not this sign-in's"
+                );
+                return Err(AuthError::InvalidToken.into());
+            }
+        }
         let user = self.user_for_provider(provider, &claims, name).await?;
         if user.is_banned() {
             return Err(AuthError::InvalidCredentials.into());

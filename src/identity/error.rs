@@ -19,6 +19,9 @@ pub enum AuthError {
     InvalidToken,
     #[error("Too many attempts. Try again later.")]
     Throttled(Duration),
+    /// A cookie-authenticated state-changing request from another site's page.
+    #[error("This request came from another site's page and is refused (cross-site request).")]
+    CrossSite,
     /// The credential could not be checked (the database is down): not the caller's fault.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -39,6 +42,7 @@ impl From<AuthError> for GatewayError {
             AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             AuthError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             AuthError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            AuthError::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             AuthError::Internal(cause) => return GatewayError::unexpected(format!("{cause:#}")),
         };
         let mut out = GatewayError::with_status(status, code, error.to_string());

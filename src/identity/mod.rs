@@ -108,6 +108,9 @@ pub struct Identity {
     /// Unknown API keys and session tokens per client address.
     credential_failures: LoginThrottle,
     pub(crate) trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
+    /// Origins besides the gateway's own whose pages may send cookie-authenticated
+    /// state-changing requests (`[cors]`'s list).
+    cookie_origins: crate::config::CorsOrigins,
 }
 
 impl Identity {
@@ -167,8 +170,56 @@ impl Identity {
             trusted_proxies: Arc::new(crate::forwarded::TrustedProxies::new(
                 config.server.trusted_proxies.clone(),
             )),
+            cookie_origins: config
+                .cors
+                .as_ref()
+                .map_or(crate::config::CorsOrigins::List(Vec::new()), |c| {
+                    c.origins.clone()
+                }),
             config: identity.clone(),
         })
+    }
+
+    /// [`Self::authenticate`] for a request with `method`: a state-changing request signed in
+    /// only by the better-auth cookie must come from the gateway's own origin or a `[cors]`
+    /// one (a browser names it in `Origin`), or another site's page could make the browser
+    /// send it with the user's cookie (CSRF). Header credentials need no such check: no other
+    /// site can make a browser attach them.
+    pub async fn authenticate_request(
+        &self,
+        method: &http::Method,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.authenticate(headers).await?;
+        let by_cookie_only = bearer_token(headers).is_none()
+            && headers.get(SESSION_TOKEN_HEADER).is_none()
+            && principal.kind == PrincipalKind::SessionToken;
+        let safe = matches!(
+            *method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        if by_cookie_only && !safe && !self.origin_allowed(headers) {
+            return Err(AuthError::CrossSite);
+        }
+        Ok(principal)
+    }
+
+    /// No `Origin` (not a browser), the request's own host, or a configured origin.
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let own = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let same_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .is_some_and(|(_, host)| Some(host) == own);
+        same_host
+            || match &self.cookie_origins {
+                crate::config::CorsOrigins::Any => true,
+                crate::config::CorsOrigins::List(list) => list.iter().any(|o| o == origin),
+            }
     }
 
     /// Who sent these headers. Tries, in order: the bearer token (master key, API key, access

@@ -106,6 +106,27 @@ pub struct IdentityClaims {
     pub email_verified: bool,
     pub name: Option<String>,
     pub picture: Option<String>,
+    /// The `nonce` the app asked the provider to put in the token, if any.
+    pub nonce: Option<String>,
+}
+
+impl IdentityClaims {
+    /// Whether the token was made for the sign-in the app started with `nonce`: the token
+    /// carries it as is (Google, Apple's JS flow) or its SHA-256 in hex (Apple's native flow,
+    /// where the app hands Apple the hash and keeps the raw nonce). Stops a token taken from
+    /// another sign-in (a leaked or phished one) from being replayed here.
+    pub fn nonce_matches(&self, nonce: &str) -> bool {
+        use sha2::Digest;
+        let Some(carried) = self.nonce.as_deref() else {
+            return false;
+        };
+        let hashed = sha2::Sha256::digest(nonce.as_bytes());
+        let hex: String = hashed.iter().map(|b| format!("{b:02x}")).collect();
+        let eq = |a: &str, b: &str| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+        };
+        eq(carried, nonce) || eq(carried, &hex)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +189,7 @@ struct RawClaims {
     email_verified: Option<serde_json::Value>,
     name: Option<String>,
     picture: Option<String>,
+    nonce: Option<String>,
 }
 
 impl OidcVerifier {
@@ -231,6 +253,7 @@ impl OidcVerifier {
             email_verified,
             name: claims.name,
             picture: claims.picture,
+            nonce: claims.nonce,
         })
     }
 

@@ -192,7 +192,7 @@ impl Mock {
                 body: body.clone(),
             });
         }
-        match (&head.method, path.as_str()) {
+        let mut response = match (&head.method, path.as_str()) {
             (&Method::POST, "/messages") => {
                 fixtures::anthropic(&self.stats, &self.defaults, &head.headers, &body).await
             }
@@ -219,7 +219,23 @@ impl Mock {
                 ]}),
             ),
             _ => error(StatusCode::NOT_FOUND, &format!("no mock route for {path}")),
-        }
+        };
+        provider_headers(response.headers_mut());
+        response
+    }
+}
+
+/// What a real provider adds to every answer about itself and the key used (OpenAI's names):
+/// none of it is the gateway's client's business.
+fn provider_headers(headers: &mut http::HeaderMap) {
+    for (name, value) in [
+        ("openai-organization", "mock-org-secret"),
+        ("openai-processing-ms", "1"),
+        ("x-request-id", "req_mock_upstream"),
+        ("x-ratelimit-remaining-requests", "9999"),
+        ("set-cookie", "__cf_bm=mock-cookie; path=/"),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
     }
 }
 

@@ -52,6 +52,8 @@ pub fn openai_error(error: AuthError) -> GatewayError {
         AuthError::Unauthenticated => GatewayError::unauthorized(
             "You didn't provide an API key. Send it as `Authorization: Bearer YOUR_KEY`.",
         ),
+        AuthError::CrossSite => GatewayError::forbidden(AuthError::CrossSite.to_string())
+            .with_code("cross_site_request"),
         AuthError::InvalidToken | AuthError::InvalidCredentials => {
             GatewayError::unauthorized("Incorrect API key provided.")
         }
@@ -83,7 +85,11 @@ impl Plugin for Auth {
             return Box::pin(std::future::ready(Ok(())));
         }
         Box::pin(async move {
-            let principal = match self.identity.authenticate(&head.headers).await {
+            let principal = match self
+                .identity
+                .authenticate_request(&head.method, &head.headers)
+                .await
+            {
                 Ok(principal) => principal,
                 // No credential at all (a bad one is never anonymous).
                 Err(AuthError::Unauthenticated) => self

@@ -122,18 +122,17 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         .unwrap_or_else(|| HeaderValue::from_static("-"))
 }
 
-/// Headers that describe one hop, not the message, plus the upstream's cookies.
-const NOT_FORWARDED: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "set-cookie",
-];
+/// The upstream response headers a client gets: what describes the body and when to retry.
+/// Everything else (the provider's organisation and request ids, its own rate-limit headers
+/// for the gateway's key, cookies, hop-by-hop headers) stays here.
+fn forwarded_from_upstream(name: &http::HeaderName) -> bool {
+    name == header::CONTENT_TYPE
+        || name == header::CONTENT_LENGTH
+        || name == header::CONTENT_ENCODING
+        || name == header::CACHE_CONTROL
+        || name == header::RETRY_AFTER
+        || name.as_str() == "retry-after-ms"
+}
 
 impl Pipeline {
     pub async fn chat_completions(&self, request: Request<Body>) -> ApiResponse {
@@ -560,8 +559,16 @@ fn with_plugin_headers(mut response: ApiResponse, mut from_plugins: HeaderMap) -
     response
 }
 
+/// Keeps only the headers [`forwarded_from_upstream`] lets through (every value of each).
 fn strip_hop_headers(headers: &mut HeaderMap) {
-    for name in NOT_FORWARDED {
-        headers.remove(name);
+    let mut keep: Option<http::HeaderName> = None;
+    for (name, value) in std::mem::take(headers) {
+        // A name comes once, before its first value; later values of it come without one.
+        if let Some(name) = name {
+            keep = forwarded_from_upstream(&name).then_some(name);
+        }
+        if let Some(name) = &keep {
+            headers.append(name.clone(), value);
+        }
     }
 }

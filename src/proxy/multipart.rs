@@ -41,6 +41,14 @@ pub async fn inspect(body: Bytes, boundary: String) -> Result<TranscriptionForm,
     let mut has_file = false;
     while let Some(mut field) = parts.next_field().await.map_err(malformed)? {
         match field.name() {
+            // Two models: the gateway would route (and check, and price) by one while the
+            // upstream might read the other. Refused, as duplicate JSON keys are.
+            Some("model") if model.is_some() => {
+                return Err(GatewayError::bad_request(
+                    "The form has more than one 'model' field; send one.",
+                )
+                .with_param("model"));
+            }
             Some("model") => model = Some(field.text().await.map_err(malformed)?),
             Some("stream") => {
                 stream = field.text().await.map_err(malformed)?.trim() == "true";
@@ -146,6 +154,15 @@ mod tests {
         let no_model = form(&[("file", Some("a.mp3"), b"x")]);
         let err = inspect(no_model, "XyZ".into()).await.unwrap_err();
         assert_eq!(err.param.as_deref(), Some("model"));
+
+        let two_models = form(&[
+            ("model", None, b"cheap"),
+            ("file", Some("a.mp3"), b"x"),
+            ("model", None, b"dear"),
+        ]);
+        let err = inspect(two_models, "XyZ".into()).await.unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("model"));
+        assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
