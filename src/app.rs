@@ -32,7 +32,12 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .merge(crate::api::router())
+        .merge(
+            crate::api::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                app_deadline,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Only when origins are configured: without CORS no request pays for the layer.
@@ -115,6 +120,26 @@ async fn list_models(State(state): Shared, request: Request) -> Response {
 
 async fn get_model(State(state): Shared, Path(id): Path<String>, request: Request) -> Response {
     state.pipeline.get_model(request, &id).await
+}
+
+/// An app endpoint answers within `server.app_request_timeout_secs` (a streamed answer's body
+/// aside: its headers count, not the stream); a request trickled in or a stuck handler gets a
+/// 504 in the REST shape instead of holding its task.
+async fn app_deadline(
+    State(state): Shared,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = state.server.app_request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => GatewayError::with_status(
+            StatusCode::GATEWAY_TIMEOUT,
+            "request_timeout",
+            format!("The request took longer than {} s.", limit.as_secs()),
+        )
+        .into_rest_response(),
+    }
 }
 
 async fn health() -> Response {

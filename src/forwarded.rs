@@ -43,7 +43,7 @@ impl TrustedProxies {
         self.nets.is_empty()
     }
 
-    fn trusts(&self, address: IpAddr) -> bool {
+    pub fn trusts(&self, address: IpAddr) -> bool {
         let address = canonical(address);
         self.nets.iter().any(|net| net.contains(&address))
     }

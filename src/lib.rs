@@ -132,6 +132,7 @@ pub async fn build_state_with(
         cors: config.cors.clone(),
         anonymous: config.anonymous.is_some(),
         trusted_proxies: identity.trusted_proxies.clone(),
+        server: config.server.clone(),
         chat: config.chat.clone(),
         jobs: jobs::JobRunner::start("app", 1_000, 2),
         store: identity.store.clone(),
@@ -141,6 +142,10 @@ pub async fn build_state_with(
             router,
             plugins,
             max_request_bytes: config.server.max_request_bytes,
+            body_read_timeout: config.server.body_read_timeout,
+            body_budget: proxy::request_body::BodyBudget::new(
+                config.server.max_inflight_body_bytes,
+            ),
         },
         providers: config
             .providers
@@ -204,11 +209,16 @@ pub async fn serve_state(
         shutdown.await;
         state.accepting.store(false, Ordering::Relaxed);
     };
-    let addressing = server::Addressing {
-        on_v1: state.anonymous,
-        trusted_proxies: state.trusted_proxies.clone(),
+    let serving = server::Serving {
+        addressing: server::Addressing {
+            on_v1: state.anonymous,
+            trusted_proxies: state.trusted_proxies.clone(),
+        },
+        max_connections: state.server.max_connections,
+        max_connections_per_address: state.server.max_connections_per_address,
+        http2_keep_alive: state.server.http2_keep_alive,
     };
-    server::serve(listener, handler, stop_accepting, drain_timeout, addressing).await;
+    server::serve(listener, handler, stop_accepting, drain_timeout, serving).await;
     // Every request has ended: the background jobs they started finish, then what they all
     // used is written before the process goes.
     state.jobs.flush().await;

@@ -25,6 +25,97 @@ pub struct Addressing {
     pub trusted_proxies: Arc<TrustedProxies>,
 }
 
+/// What the accept loop allows: open connections (in all, and from one address) and HTTP/2's
+/// keep-alive.
+#[derive(Clone)]
+pub struct Serving {
+    pub addressing: Addressing,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub http2_keep_alive: Duration,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            addressing: Addressing::default(),
+            max_connections: usize::MAX,
+            max_connections_per_address: usize::MAX,
+            http2_keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The open connections, in all and per client address.
+#[derive(Default)]
+struct Connections {
+    open: std::sync::atomic::AtomicUsize,
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open connection's place: given back when the connection ends.
+struct ConnectionSlot {
+    connections: Arc<Connections>,
+    address: Option<std::net::IpAddr>,
+}
+
+impl Connections {
+    /// A place for a connection from `peer`, or None (with the reason) when a cap is reached.
+    /// `per_address` is None for a trusted proxy, which carries many clients.
+    fn open(
+        self: &Arc<Self>,
+        peer: std::net::IpAddr,
+        max: usize,
+        per_address: Option<usize>,
+    ) -> Result<ConnectionSlot, &'static str> {
+        use std::sync::atomic::Ordering;
+        if self.open.fetch_add(1, Ordering::AcqRel) >= max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err("max_connections");
+        }
+        let mut slot = ConnectionSlot {
+            connections: self.clone(),
+            address: None,
+        };
+        if let Some(cap) = per_address {
+            let mut map = self
+                .per_address
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = map.entry(peer).or_insert(0);
+            if *count >= cap {
+                if *count == 0 {
+                    map.remove(&peer);
+                }
+                return Err("max_connections_per_address");
+            }
+            *count += 1;
+            slot.address = Some(peer);
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.connections.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(address) = self.address {
+            let mut map = self
+                .connections
+                .per_address
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(count) = map.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&address);
+                }
+            }
+        }
+    }
+}
+
 /// Serves connections until `shutdown` resolves, then stops accepting and waits up to `drain` for
 /// in-flight requests (streams included) to finish.
 pub async fn serve<H, S, Fut, B>(
@@ -32,7 +123,7 @@ pub async fn serve<H, S, Fut, B>(
     handler: Arc<H>,
     shutdown: S,
     drain: Duration,
-    addressing: Addressing,
+    serving: Serving,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     S: Future<Output = ()>,
@@ -41,6 +132,8 @@ pub async fn serve<H, S, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Connections::default());
+    let addressing = serving.addressing.clone();
     tokio::pin!(shutdown);
 
     loop {
@@ -53,8 +146,20 @@ pub async fn serve<H, S, Fut, B>(
                         continue;
                     }
                 };
+                let per_address = (!addressing.trusted_proxies.trusts(peer.ip()))
+                    .then_some(serving.max_connections_per_address);
+                let slot = match connections.open(peer.ip(), serving.max_connections, per_address) {
+                    Ok(slot) => slot,
+                    Err(cap) => {
+                        // Closed at once: cheaper for everyone than a connection left waiting.
+                        metrics::counter!("gateway_connections_refused_total", "limit" => cap)
+                            .increment(1);
+                        tracing::debug!(peer = %peer.ip(), limit = cap, "connection refused");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let builder = connection_builder(peer.ip());
+                let builder = connection_builder(peer.ip(), serving.http2_keep_alive);
                 let handler = handler.clone();
                 // The client's address rides along for login throttling and session records,
                 // which only the app endpoints keep; /v1 requests are spared the extension map
@@ -75,6 +180,7 @@ pub async fn serve<H, S, Fut, B>(
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 }));
             }
             _ = &mut shutdown => break,
@@ -109,14 +215,20 @@ where
 }
 
 /// One connection's protocol settings (a builder per connection: its executor knows the peer).
-fn connection_builder(peer: std::net::IpAddr) -> auto::Builder<PeerExecutor> {
+fn connection_builder(peer: std::net::IpAddr, keep_alive: Duration) -> auto::Builder<PeerExecutor> {
     let mut builder = auto::Builder::new(PeerExecutor(peer));
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // A silent peer is pinged, and dropped when the ping goes unanswered: a dead client must
+    // not hold its connection (and its streams' upstream sockets) forever.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(keep_alive))
+        .keep_alive_timeout(keep_alive);
     builder
 }
 

@@ -37,6 +37,8 @@ pub struct AppState {
     pub anonymous: bool,
     /// The reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client.
     pub trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
+    /// `[server]`: connection caps and timeouts the accept loop and app routes apply.
+    pub server: crate::config::ServerConfig,
     /// Which browser origins may call (`[cors]`); None: no CORS headers.
     pub cors: Option<crate::config::CorsConfig>,
     pub providers: Vec<ProviderStatus>,

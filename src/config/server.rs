@@ -17,6 +17,12 @@ pub(super) struct RawServer {
     drain_timeout_secs: u64,
     data_dir: String,
     trusted_proxies: Vec<String>,
+    body_read_timeout_secs: u64,
+    max_inflight_body_bytes: u64,
+    max_connections: usize,
+    max_connections_per_address: usize,
+    app_request_timeout_secs: u64,
+    http2_keep_alive_secs: u64,
 }
 
 impl Default for RawServer {
@@ -27,6 +33,12 @@ impl Default for RawServer {
             drain_timeout_secs: 30,
             data_dir: "data".into(),
             trusted_proxies: Vec::new(),
+            body_read_timeout_secs: 60,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_connections: 10_000,
+            max_connections_per_address: 512,
+            app_request_timeout_secs: 300,
+            http2_keep_alive_secs: 30,
         }
     }
 }
@@ -39,6 +51,19 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Reverse proxies (addresses or CIDRs) whose forwarding headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a request body may take to arrive (a trickled body would hold a task).
+    pub body_read_timeout: Duration,
+    /// Request bodies all requests together may hold in memory; beyond, 503.
+    pub max_inflight_body_bytes: u64,
+    /// Open client connections at most, and from one address (a trusted proxy is not capped
+    /// per address); a connection beyond is closed at once.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// How long an app endpoint (not /v1) may take to answer (its streamed body aside).
+    pub app_request_timeout: Duration,
+    /// HTTP/2: a ping after this much silence, and the connection closed if it goes unanswered
+    /// as long again.
+    pub http2_keep_alive: Duration,
 }
 
 pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig {
@@ -68,8 +93,34 @@ pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig
             )),
         }
     }
+    for (field, value) in [
+        ("body_read_timeout_secs", raw.body_read_timeout_secs),
+        ("max_inflight_body_bytes", raw.max_inflight_body_bytes),
+        ("max_connections", raw.max_connections as u64),
+        (
+            "max_connections_per_address",
+            raw.max_connections_per_address as u64,
+        ),
+        ("app_request_timeout_secs", raw.app_request_timeout_secs),
+        ("http2_keep_alive_secs", raw.http2_keep_alive_secs),
+    ] {
+        if value == 0 {
+            problems.push(format!("server.{field}: must be greater than 0"));
+        }
+    }
+    if raw.max_inflight_body_bytes < raw.max_request_bytes {
+        problems.push(
+            "server.max_inflight_body_bytes: must be at least server.max_request_bytes".into(),
+        );
+    }
     ServerConfig {
         trusted_proxies,
+        body_read_timeout: Duration::from_secs(raw.body_read_timeout_secs),
+        max_inflight_body_bytes: raw.max_inflight_body_bytes,
+        max_connections: raw.max_connections,
+        max_connections_per_address: raw.max_connections_per_address,
+        app_request_timeout: Duration::from_secs(raw.app_request_timeout_secs),
+        http2_keep_alive: Duration::from_secs(raw.http2_keep_alive_secs),
         listen,
         max_request_bytes: raw.max_request_bytes,
         drain_timeout: Duration::from_secs(raw.drain_timeout_secs),

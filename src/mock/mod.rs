@@ -164,7 +164,7 @@ pub async fn serve(
         handler,
         shutdown,
         Duration::from_secs(5),
-        crate::server::Addressing::default(),
+        crate::server::Serving::default(),
     )
     .await;
 }

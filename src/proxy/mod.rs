@@ -37,6 +37,10 @@ pub struct Pipeline {
     pub router: Router,
     pub plugins: Arc<PluginChain>,
     pub max_request_bytes: u64,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
+    /// The request bodies every request together may hold.
+    pub body_budget: request_body::BodyBudget,
 }
 
 /// The request body as it will go upstream, and how to rename the model inside it.
@@ -135,6 +139,14 @@ fn forwarded_from_upstream(name: &http::HeaderName) -> bool {
 }
 
 impl Pipeline {
+    fn body_limits(&self) -> request_body::BodyLimits<'_> {
+        request_body::BodyLimits {
+            limit: self.max_request_bytes,
+            timeout: self.body_read_timeout,
+            budget: &self.body_budget,
+        }
+    }
+
     pub async fn chat_completions(&self, request: Request<Body>) -> ApiResponse {
         self.handle_json(request, Route::ChatCompletions).await
     }
@@ -149,9 +161,10 @@ impl Pipeline {
         if let Err(e) = self.plugins.on_request(&mut ctx, &head).await {
             return self.reject(ctx, e);
         }
-        let body =
-            match request_body::read_limited(body, &head.headers, self.max_request_bytes).await {
-                Ok(body) => body,
+        // The body's share of the memory budget is held until the request is forwarded.
+        let (body, _held) =
+            match request_body::read_limited(body, &head.headers, self.body_limits()).await {
+                Ok(read) => read,
                 Err(e) => return self.reject(ctx, e),
             };
         // The editing phase costs a parse only when a plugin asks for it.
@@ -216,9 +229,9 @@ impl Pipeline {
             Ok(b) => b,
             Err(e) => return self.reject(ctx, e),
         };
-        let body =
-            match request_body::read_limited(body, &head.headers, self.max_request_bytes).await {
-                Ok(body) => body,
+        let (body, _held) =
+            match request_body::read_limited(body, &head.headers, self.body_limits()).await {
+                Ok(read) => read,
                 Err(e) => return self.reject(ctx, e),
             };
         let form = match multipart::inspect(body.clone(), boundary).await {

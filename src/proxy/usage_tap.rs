@@ -5,7 +5,9 @@
 //!   `stream_options.include_usage`), the usage-only chunk is cut out of what the client gets;
 //!   every other byte goes on as it came. Frames are passed on as they are unless a usage chunk
 //!   has to be cut, or (only then) an event split across frames has to be held until it ends.
-//! - A whole JSON answer keeps its chunks (shared, not copied) and reads `usage` at the end.
+//! - A JSON answer keeps its chunks (shared, not copied) and reads `usage` at the end: the
+//!   whole answer up to `PARSE_WHOLE_LIMIT`, past it only the last `TAIL_BYTES` or so (usage
+//!   comes last), so a huge answer (embeddings of many inputs) is never held whole.
 
 use bytes::{Bytes, BytesMut};
 use serde::de::IgnoredAny;
@@ -15,8 +17,8 @@ use crate::usage::{TokenUsage, UsageJson};
 
 /// Answers larger than this are searched for `usage` near their end only.
 const PARSE_WHOLE_LIMIT: usize = 256 * 1024;
-/// Answers larger than this are not kept for their usage at all.
-const KEEP_LIMIT: usize = 64 * 1024 * 1024;
+/// Of a larger answer, at least this much of its end is kept, where `usage` is.
+const TAIL_BYTES: usize = 64 * 1024;
 /// An SSE event longer than this is not an OpenAI chunk: the tap stops looking (and holding)
 /// rather than buffer an upstream that never ends its event. As in `translate::sse`.
 const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
@@ -27,9 +29,11 @@ pub struct UsageTap {
     strip: bool,
     /// SSE: the incomplete event at the end of what has been seen.
     carry: BytesMut,
-    /// JSON: the answer's chunks.
-    chunks: Vec<Bytes>,
+    /// JSON: the answer's chunks (past `PARSE_WHOLE_LIMIT`, only those of its tail).
+    chunks: std::collections::VecDeque<Bytes>,
     kept: usize,
+    /// JSON: the answer's whole length so far.
+    seen: usize,
     pub usage: Option<TokenUsage>,
     /// SSE data events with content seen: one token each is the estimate when no usage comes.
     pub events: u64,
@@ -46,8 +50,9 @@ impl UsageTap {
             sse,
             strip: strip && sse,
             carry: BytesMut::new(),
-            chunks: Vec::new(),
+            chunks: std::collections::VecDeque::new(),
             kept: 0,
+            seen: 0,
             usage: None,
             events: 0,
             gave_up: false,
@@ -68,9 +73,19 @@ impl UsageTap {
             return data;
         }
         if !self.sse {
-            if self.kept + data.len() <= KEEP_LIMIT {
-                self.kept += data.len();
-                self.chunks.push(data.clone());
+            self.seen += data.len();
+            self.kept += data.len();
+            self.chunks.push_back(data.clone());
+            // Past the whole-parse size, chunks wholly before the tail go.
+            while self.seen > PARSE_WHOLE_LIMIT
+                && self
+                    .chunks
+                    .front()
+                    .is_some_and(|front| self.kept - front.len() >= TAIL_BYTES)
+            {
+                if let Some(front) = self.chunks.pop_front() {
+                    self.kept -= front.len();
+                }
             }
             return data;
         }
@@ -204,7 +219,7 @@ impl UsageTap {
                 joined.freeze()
             }
         };
-        self.usage = if body.len() <= PARSE_WHOLE_LIMIT {
+        self.usage = if self.seen <= PARSE_WHOLE_LIMIT {
             TokenUsage::from_answer(&body)
         } else {
             usage_near_end(&body)
@@ -395,6 +410,19 @@ mod tests {
         );
         let mut tap = UsageTap::new(false, false);
         run(&mut tap, &[&big]);
+        assert_eq!(tap.usage.expect("usage").prompt_tokens, 11);
+
+        // In many frames: only a tail is held, and the usage is still found.
+        let frames: Vec<&str> = (0..big.len())
+            .step_by(4096)
+            .map(|at| &big[at..(at + 4096).min(big.len())])
+            .collect();
+        let mut tap = UsageTap::new(false, false);
+        for frame in &frames {
+            tap.frame(Bytes::copy_from_slice(frame.as_bytes()));
+            assert!(tap.kept <= PARSE_WHOLE_LIMIT.max(TAIL_BYTES + 4096), "{}", tap.kept);
+        }
+        tap.finish();
         assert_eq!(tap.usage.expect("usage").prompt_tokens, 11);
     }
 }
