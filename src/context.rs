@@ -249,6 +249,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::UpstreamFailed(_) => "upstream_failed",
             Outcome::ClientDisconnected => "client_disconnected",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -263,6 +264,8 @@ pub enum Outcome {
     UpstreamFailed(String),
     /// The client went away before the end of the response.
     ClientDisconnected,
+    /// The gateway shut down before the end of the response (the drain ran out).
+    Interrupted,
 }
 
 /// Whose limit: an API key's, a user's (all their keys and sessions), or a model's (all callers).

@@ -217,11 +217,20 @@ pub async fn serve_state(
         max_connections: state.server.max_connections,
         max_connections_per_address: state.server.max_connections_per_address,
         http2_keep_alive: state.server.http2_keep_alive,
+        on_drain_timeout: Some({
+            let plugins = state.pipeline.plugins.clone();
+            Arc::new(move || plugins.interrupt())
+        }),
     };
     server::serve(listener, handler, stop_accepting, drain_timeout, serving).await;
     // Every request has ended: the background jobs they started finish, then what they all
     // used is written before the process goes.
     state.jobs.flush().await;
+    // Settlements of the last requests (Redis) land before the process goes, or other replicas
+    // would see their slots and reservations held until the leases end.
+    if let Some(limits) = &state.limits {
+        limits.flush().await;
+    }
     if let Some(writer) = &state.usage_writer {
         writer.flush().await;
         tracing::info!("usage records flushed");

@@ -33,7 +33,13 @@ pub struct Serving {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub http2_keep_alive: Duration,
+    /// Called when the drain runs out: responses still open end with an error event.
+    pub on_drain_timeout: Option<Arc<dyn Fn() + Send + Sync>>,
 }
+
+/// After the drain runs out and open responses are told to end, how long they get to write
+/// their closing event before their connections are dropped.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
 impl Default for Serving {
     fn default() -> Self {
@@ -42,6 +48,7 @@ impl Default for Serving {
             max_connections: usize::MAX,
             max_connections_per_address: usize::MAX,
             http2_keep_alive: Duration::from_secs(30),
+            on_drain_timeout: None,
         }
     }
 }
@@ -133,6 +140,9 @@ pub async fn serve<H, S, Fut, B>(
 {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Connections::default());
+    // Every connection's task, so those still open when the drain runs out can be ended (and
+    // their responses reported) before this returns, not dropped later with the runtime.
+    let mut tasks = tokio::task::JoinSet::new();
     let addressing = serving.addressing.clone();
     tokio::pin!(shutdown);
 
@@ -176,7 +186,8 @@ pub async fn serve<H, S, Fut, B>(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = graceful.watch(connection);
-                tokio::spawn(crate::forwarded::with_peer(peer.ip(), async move {
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(crate::forwarded::with_peer(peer.ip(), async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -191,12 +202,25 @@ pub async fn serve<H, S, Fut, B>(
         connections = graceful.count(),
         "shutting down: draining in-flight requests"
     );
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("drained"),
+        _ = &mut drained => tracing::info!("drained"),
         _ = tokio::time::sleep(drain) => {
-            tracing::warn!(timeout_secs = drain.as_secs(), "drain timeout reached; closing remaining connections")
+            tracing::warn!(
+                timeout_secs = drain.as_secs(), connections = tasks.len(),
+                "drain timeout reached; ending the responses still open"
+            );
+            if let Some(interrupt) = &serving.on_drain_timeout {
+                interrupt();
+            }
+            // Streams that are flowing write their closing error event now; the rest (waiting
+            // on a silent upstream) are dropped with their connections, and reported so.
+            let _ = tokio::time::timeout(INTERRUPT_GRACE, &mut drained).await;
+            tasks.abort_all();
         }
     }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Spawns a connection's HTTP/2 streams with the connection's peer, as its HTTP/1 requests

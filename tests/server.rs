@@ -142,3 +142,73 @@ async fn shutdown_lets_in_flight_streams_finish() {
     assert!(fresh.post(&url).json(&body).send().await.is_err());
     mock.stop().await;
 }
+
+/// Streams still open when the drain runs out are ended by the gateway, not left to die with the
+/// process: a flowing one gets a closing error event, one waiting on a silent upstream has its
+/// connection closed, and both are metered as interrupted before the shutdown returns.
+#[tokio::test]
+async fn streams_that_outlive_the_drain_are_ended_and_metered() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let Harness {
+        mut gateway,
+        client,
+        mock: _mock,
+    } = common::start_config(
+        common::config::TestConfig::new()
+            .database(&db)
+            .server(|s| s.drain_timeout = Duration::from_millis(500)),
+    )
+    .await;
+    let url = format!("{}/v1/chat/completions", gateway.url());
+    let open = |mock: serde_json::Value| {
+        let request = client
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&streamed_chat("mock-gpt", mock));
+        async move {
+            let mut stream = request.send().await.unwrap().bytes_stream();
+            let first = stream.next().await.unwrap().unwrap();
+            (stream, String::from_utf8_lossy(&first).into_owned())
+        }
+    };
+    let (flowing, flowing_text) = open(json!({"chunks": 500, "chunk_delay_ms": 50})).await;
+    let (silent, silent_text) = open(json!({"chunks": 5, "stall_after": 2})).await;
+    gateway.begin_shutdown();
+    let (flowing_text, silent_text) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(
+            read_rest(flowing, flowing_text),
+            read_rest(silent, silent_text)
+        )
+    })
+    .await
+    .expect("both streams end soon after the drain runs out");
+    assert!(
+        flowing_text.contains("gateway_shutting_down"),
+        "{flowing_text}"
+    );
+    assert!(!flowing_text.contains("tok499"), "{flowing_text}");
+    assert!(!silent_text.contains("[DONE]"), "{silent_text}");
+    tokio::time::timeout(Duration::from_secs(10), gateway.wait())
+        .await
+        .expect("the shutdown finishes")
+        .unwrap();
+    // Both were metered before the gateway returned.
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome FROM usage_record ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, ["interrupted", "interrupted"], "{outcomes:?}");
+}
+
+/// The rest of a stream, after `text`, until it ends or breaks.
+async fn read_rest(
+    mut stream: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+    mut text: String,
+) -> String {
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}

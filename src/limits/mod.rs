@@ -341,7 +341,8 @@ impl Limits {
                     // release it, or its slots and reservations would stay until their lease
                     // ends (`concurrency_lease_secs`) and refuse other requests meanwhile.
                     let redis = redis.clone();
-                    tokio::spawn(async move {
+                    let tracker = redis.in_flight.clone();
+                    tracker.spawn(async move {
                         if let Err(e) = redis.release(&ask).await {
                             backend_error(&e);
                         }
@@ -390,6 +391,21 @@ impl Limits {
 }
 
 impl Limits {
+    /// Waits (bounded) for the settlements still on their way to Redis: called at shutdown,
+    /// once every request has ended.
+    pub async fn flush(&self) {
+        if let Backend::Redis(redis) = &self.backend {
+            redis.in_flight.close();
+            let wait = redis.in_flight.wait();
+            if tokio::time::timeout(Duration::from_secs(5), wait)
+                .await
+                .is_err()
+            {
+                tracing::warn!("some rate-limit settlements did not reach Redis before shutdown");
+            }
+        }
+    }
+
     /// Settles the request's reservation with what it used (the limits plugin's
     /// `on_complete`). An answer whose client hung up before its usage came is settled at the
     /// reservation's worst case: an estimate from what the client read would let a client
@@ -458,11 +474,13 @@ impl Reservation {
                 // on_complete must not block; a runtime is there unless it is shutting down, and
                 // then the lease expiry frees what this would have.
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
+                    let tracker = redis.in_flight.clone();
+                    let tracked = tracker.track_future(async move {
                         if let Err(e) = redis.settle(&ask, &actual).await {
                             backend_error(&e);
                         }
                     });
+                    runtime.spawn(tracked);
                 }
             }
         }

@@ -62,6 +62,8 @@ pub struct RedisBackend {
     lease_ms: u64,
     admit: Script,
     settle: Script,
+    /// Settlements and releases sent on their own tasks: shutdown waits for them.
+    pub(super) in_flight: tokio_util::task::TaskTracker,
 }
 
 /// One check of the script, in the order they are sent: whose, and which limit.
@@ -91,6 +93,7 @@ impl RedisBackend {
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
             admit: Script::new(ADMIT),
             settle: Script::new(SETTLE),
+            in_flight: tokio_util::task::TaskTracker::new(),
         }))
     }
 

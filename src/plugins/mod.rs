@@ -109,6 +109,9 @@ pub struct PluginChain {
     observers: Vec<Arc<dyn Plugin>>,
     /// Prices a finished request once, for every plugin that meters or settles it.
     prices: Arc<PriceTable>,
+    /// Set when the drain ran out: responses still streaming end now (each with an error
+    /// event) and are reported as interrupted. Kept here because every response holds the chain.
+    interrupted: std::sync::atomic::AtomicBool,
 }
 
 impl PluginChain {
@@ -124,7 +127,18 @@ impl PluginChain {
             editors,
             observers,
             prices,
+            interrupted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The drain ran out: every response still open ends (see `interrupted`).
+    pub fn interrupt(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn edits_chat(&self) -> bool {

@@ -203,6 +203,10 @@ impl Drop for CompletionGuard {
         if self.streaming {
             metrics::gauge!("gateway_inflight_streams").decrement(1.0);
         }
+        // Dropped by the shutdown, not by its client.
+        if self.outcome == Outcome::ClientDisconnected && self.plugins.is_interrupted() {
+            self.outcome = Outcome::Interrupted;
+        }
         if let (Some(lease), Outcome::UpstreamFailed(why)) = (&self.lease, &self.outcome) {
             lease.state().breaker.record_failure(why, None);
         }
@@ -317,10 +321,21 @@ impl ProxyBody {
         prefix: Bytes,
         error: GatewayError,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let outcome = Outcome::UpstreamFailed(error.message.clone());
+        self.end_with(prefix, error, outcome)
+    }
+
+    /// Ends the body with `error` (an SSE event, else a body error), reported as `outcome`.
+    fn end_with(
+        self: Pin<&mut Self>,
+        prefix: Bytes,
+        error: GatewayError,
+        outcome: Outcome,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         *this.done = true;
         if let Some(guard) = this.guard.take() {
-            guard.finish(Outcome::UpstreamFailed(error.message.clone()));
+            guard.finish(outcome);
         }
         if *this.sse {
             let mut event = prefix.to_vec();
@@ -346,6 +361,17 @@ impl Body for ProxyBody {
         loop {
             if self.done {
                 return Poll::Ready(None);
+            }
+            if self
+                .guard
+                .as_ref()
+                .is_some_and(|g| g.plugins.is_interrupted())
+            {
+                let error = GatewayError::service_unavailable(
+                    "The gateway is shutting down; this answer was cut short. Please retry.",
+                )
+                .with_code("gateway_shutting_down");
+                return self.end_with(Bytes::new(), error, Outcome::Interrupted);
             }
             let this = self.as_mut().project();
             let Some(inner) = this.inner.as_mut() else {

@@ -420,7 +420,11 @@ mod tests {
         let mut tap = UsageTap::new(false, false);
         for frame in &frames {
             tap.frame(Bytes::copy_from_slice(frame.as_bytes()));
-            assert!(tap.kept <= PARSE_WHOLE_LIMIT.max(TAIL_BYTES + 4096), "{}", tap.kept);
+            assert!(
+                tap.kept <= PARSE_WHOLE_LIMIT.max(TAIL_BYTES + 4096),
+                "{}",
+                tap.kept
+            );
         }
         tap.finish();
         assert_eq!(tap.usage.expect("usage").prompt_tokens, 11);
