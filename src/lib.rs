@@ -77,6 +77,7 @@ pub async fn build_state_with(
         }
     };
     let identity = Arc::new(Identity::new(config, store, &jwt_secret)?);
+    identity.listen_for_revocations();
     let prices = Arc::new(pricing::PriceTable::load(&config.pricing)?);
     let limits = limits::Limits::from_config(config, identity.store.clone(), prices.clone())
         .await?

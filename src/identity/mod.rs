@@ -3,8 +3,9 @@
 //!
 //! Resolving must not cost a database round trip per request: API keys, sessions and
 //! better-auth tokens are cached (moka) for `principal_cache_ttl`, and the cache entry is
-//! dropped at once on logout, revocation, password change or user deletion on this replica
-//! (other replicas see it within the TTL).
+//! dropped at once on logout, revocation, password change or user deletion on this replica,
+//! and (with `[redis]`) on every other replica through a Redis channel (`invalidation`);
+//! without Redis other replicas see it within the TTL.
 //!
 //! Unknown credentials cost at most one lookup each, and only when they could be real: a
 //! token of the wrong form is refused without I/O, the same token sent many times at once is
@@ -15,6 +16,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod better_auth;
 pub mod error;
+pub mod invalidation;
 pub mod mailer;
 pub mod oidc;
 pub mod password;
@@ -111,6 +113,8 @@ pub struct Identity {
     /// Origins besides the gateway's own whose pages may send cookie-authenticated
     /// state-changing requests (`[cors]`'s list).
     cookie_origins: crate::config::CorsOrigins,
+    /// With `[redis]`: revocations told to and heard from the other replicas.
+    broadcast: Option<Arc<invalidation::Broadcast>>,
 }
 
 impl Identity {
@@ -170,6 +174,12 @@ impl Identity {
             trusted_proxies: Arc::new(crate::forwarded::TrustedProxies::new(
                 config.server.trusted_proxies.clone(),
             )),
+            broadcast: config
+                .redis
+                .as_ref()
+                .map(invalidation::Broadcast::new)
+                .transpose()?
+                .map(Arc::new),
             cookie_origins: config
                 .cors
                 .as_ref()
@@ -359,20 +369,51 @@ impl Identity {
         cached.live().ok_or(AuthError::InvalidToken)
     }
 
-    /// Forget cached sessions (logout, password change, user deletion).
+    /// Forget cached sessions (logout, password change, user deletion), here and on every
+    /// other replica.
     pub(crate) fn forget_sessions(&self, session_ids: &[String]) {
         for id in session_ids {
-            self.sessions.invalidate(id);
+            self.forget(invalidation::Forget::Session(id.clone()));
         }
         // better-auth tokens are keyed by token, not session id: drop them all; they are
         // re-read on next use.
         if !session_ids.is_empty() {
-            self.session_tokens.invalidate_all();
+            self.forget(invalidation::Forget::SessionTokens);
         }
     }
 
     pub(crate) fn forget_key(&self, key_hash: &str) {
-        self.keys.invalidate(key_hash);
+        self.forget(invalidation::Forget::Key(key_hash.to_string()));
+    }
+
+    fn forget(&self, forget: invalidation::Forget) {
+        self.apply(&forget);
+        if let Some(broadcast) = &self.broadcast {
+            broadcast.publish(&forget);
+        }
+    }
+
+    /// Drops one cache entry here (another replica's revocation, or our own).
+    pub(crate) fn apply(&self, forget: &invalidation::Forget) {
+        match forget {
+            invalidation::Forget::Session(id) => self.sessions.invalidate(id),
+            invalidation::Forget::Key(hash) => self.keys.invalidate(hash),
+            invalidation::Forget::SessionTokens => self.session_tokens.invalidate_all(),
+        }
+    }
+
+    /// Drops every cached credential (revocations may have been missed).
+    pub(crate) fn forget_all_cached(&self) {
+        self.keys.invalidate_all();
+        self.sessions.invalidate_all();
+        self.session_tokens.invalidate_all();
+    }
+
+    /// With `[redis]`: starts applying the other replicas' revocations (until `self` is gone).
+    pub fn listen_for_revocations(self: &Arc<Self>) {
+        if let Some(broadcast) = &self.broadcast {
+            broadcast.listen(Arc::downgrade(self));
+        }
     }
 }
 

@@ -1,0 +1,148 @@
+//! Two replicas on one database and one Redis: a logout or a key revocation on one replica is
+//! honoured by the other at once (Redis pub/sub), not after its cache entry expires. Needs
+//! Redis at `TEST_REDIS_URL`; prints a "skipped" line without one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::config::TestConfig;
+use common::rest::{get, send, Reply};
+use common::Harness;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: no Redis at TEST_REDIS_URL (unset)");
+            None
+        }
+    }
+}
+
+/// Waits (bounded) until `channel` has `n` subscribers: both replicas listen.
+async fn wait_for_subscribers(redis_url: &str, channel: &str, n: i64) {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts.first().is_some_and(|(_, c)| *c >= n) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded, far under the 30 s cache TTL) until `check` answers `status`.
+async fn becomes<F, Fut>(status: u16, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        if check().await == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn post(h: &Harness, path: &str, token: Option<&str>, body: &Value) -> Reply {
+    send(h, Method::POST, path, token, Some(body)).await
+}
+
+async fn chat_status(h: &Harness, key: &str) -> u16 {
+    h.client
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&common::chat("mock-gpt"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_replica_holds_on_the_other_at_once() {
+    let Some(redis) = redis_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let prefix = format!("gw-revoke-{}", uuid::Uuid::new_v4().simple());
+    let sections = format!("[redis]\nurl = \"{redis}\"\nkey_prefix = \"{prefix}\"\n");
+    let config = || TestConfig::new().database(&db).sections(&sections);
+    let a = common::start_config(config()).await;
+    let b = common::start_config(config()).await;
+    wait_for_subscribers(&redis, &format!("{prefix}:identity:forget"), 2).await;
+
+    // A session: signed in on A, used (and cached) on B, ended on A.
+    let r = post(
+        &a,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "twice@example.com", "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(get(&b, "/api/v1/auth/me", Some(&access)).await.status, 200);
+    let r = post(&a, "/api/v1/auth/logout", Some(&access), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        becomes(401, || async {
+            get(&b, "/api/v1/auth/me", Some(&access)).await.status
+        })
+        .await,
+        "replica B still honours a session ended on A"
+    );
+
+    // An API key: made on A, used (and cached) on B, revoked on A.
+    let r = post(
+        &a,
+        "/api/v1/auth/login",
+        None,
+        &json!({"email": "twice@example.com", "password": "correct horse battery"}),
+    )
+    .await;
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    let key = post(
+        &a,
+        "/api/v1/keys",
+        Some(&access),
+        &json!({"name": "shared"}),
+    )
+    .await;
+    assert_eq!(key.status, 201, "{}", key.text);
+    let (secret, id) = (
+        key.body["key"].as_str().unwrap().to_string(),
+        key.body["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(chat_status(&b, &secret).await, 200);
+    let r = send(
+        &a,
+        Method::DELETE,
+        &format!("/api/v1/keys/{id}"),
+        Some(&access),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.text);
+    assert!(
+        becomes(401, || chat_status(&b, &secret)).await,
+        "replica B still honours a key revoked on A"
+    );
+}
