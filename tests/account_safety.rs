@@ -64,18 +64,6 @@ async fn new_key(h: &Harness, token: &str, body: Value) -> Reply {
     post(h, "/api/v1/keys", Some(token), &body).await
 }
 
-async fn chat_status(h: &Harness, token: &str) -> u16 {
-    h.client
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(token)
-        .json(&common::chat("mock-gpt"))
-        .send()
-        .await
-        .expect("request reaches the gateway")
-        .status()
-        .as_u16()
-}
-
 fn smtp_toml(sink: &SmtpSink) -> String {
     format!(
         "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"gw@example.com\"\ntls = \"none\"\n",
@@ -114,7 +102,7 @@ each_database!(
         let key = new_key(&h, access(&squatter), json!({"name": "kept"})).await;
         assert_eq!(key.status, 201, "{engine}: {}", key.text);
         let api_key = key.body["key"].as_str().unwrap().to_string();
-        assert_eq!(chat_status(&h, &api_key).await, 200, "{engine}");
+        assert_eq!(common::chat_status(&h, &api_key).await, 200, "{engine}");
 
         // The real owner signs in with Google: the account is theirs, and nothing of the squatter's
         // works any more.
@@ -135,7 +123,7 @@ each_database!(
             &format!("{engine}: squatter session"),
         );
         assert_eq!(
-            chat_status(&h, &api_key).await,
+            common::chat_status(&h, &api_key).await,
             401,
             "{engine}: the squatter's API key still works"
         );
@@ -524,7 +512,7 @@ async fn admin_endpoints_take_only_admin_scoped_keys() {
     let r = get(&h, "/api/v1/admin/users", Some(&plain)).await;
     assert_api_error(&r, 403, "forbidden", "admin endpoint with a plain key");
     // The plain key still works on /v1.
-    assert_eq!(chat_status(&h, &plain).await, 200);
+    assert_eq!(common::chat_status(&h, &plain).await, 200);
 
     let scoped = new_key(&h, access(&admin), json!({"name": "ops", "admin": true})).await;
     assert_eq!(scoped.status, 201, "{}", scoped.text);
@@ -549,7 +537,7 @@ each_database!(a_password_reset_revokes_api_keys, |engine, url| {
     let pair = register(&h, "reclaim@example.com").await;
     let key = new_key(&h, access(&pair), json!({"name": "squatter's"})).await;
     let key = key.body["key"].as_str().unwrap().to_string();
-    assert_eq!(chat_status(&h, &key).await, 200, "{engine}");
+    assert_eq!(common::chat_status(&h, &key).await, 200, "{engine}");
     let r = post(
         &h,
         "/api/v1/auth/reset-password",
@@ -573,7 +561,7 @@ each_database!(a_password_reset_revokes_api_keys, |engine, url| {
     .await;
     assert_eq!(r.status, 200, "{engine}: {}", r.text);
     assert_eq!(
-        chat_status(&h, &key).await,
+        common::chat_status(&h, &key).await,
         401,
         "{engine}: the key survived the reset"
     );

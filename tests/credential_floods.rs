@@ -26,15 +26,7 @@ async fn lookups(h: &Harness) -> u64 {
 }
 
 async fn chat_status(h: &Harness, header: (&str, String)) -> u16 {
-    h.client
-        .post(h.url("/v1/chat/completions"))
-        .header(header.0, header.1)
-        .json(&common::chat("mock-gpt"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    common::chat_status_with(h, (header.0, &header.1)).await
 }
 
 fn bearer(token: &str) -> (&'static str, String) {

@@ -15,16 +15,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: no Redis at TEST_REDIS_URL (unset)");
-            None
-        }
-    }
-}
-
 /// One gateway process, killed when dropped (a failing test leaves no orphan).
 struct Replica {
     _child: Child,
@@ -99,7 +89,9 @@ async fn chat_on(client: &reqwest::Client, replica: &Replica, body: &Value) -> R
 
 #[tokio::test]
 async fn two_replicas_enforce_one_set_of_limits() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = common::redis_url() else {
+        return;
+    };
     let mock = gateway::mock::MockServer::start().await.unwrap();
     let prefix = format!("gwtest-{}", uuid::Uuid::new_v4().simple());
     let extra = format!(
@@ -371,7 +363,9 @@ impl StallingRelay {
 
 #[tokio::test]
 async fn an_admit_answered_too_late_leaves_no_slot_behind() {
-    let Some(redis_url) = redis_url() else { return };
+    let Some(redis_url) = common::redis_url() else {
+        return;
+    };
     let relay = StallingRelay::start(&redis_url).await;
     let prefix = format!("gwtest-{}", uuid::Uuid::new_v4().simple());
     let h = common::limits::start(

@@ -12,16 +12,6 @@ use common::Harness;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: no Redis at TEST_REDIS_URL (unset)");
-            None
-        }
-    }
-}
-
 /// Waits (bounded) until `channel` has `n` subscribers: both replicas listen.
 async fn wait_for_subscribers(redis_url: &str, channel: &str, n: i64) {
     let client = redis::Client::open(redis_url).unwrap();
@@ -65,21 +55,11 @@ async fn post(h: &Harness, path: &str, token: Option<&str>, body: &Value) -> Rep
     send(h, Method::POST, path, token, Some(body)).await
 }
 
-async fn chat_status(h: &Harness, key: &str) -> u16 {
-    h.client
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&common::chat("mock-gpt"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_replica_holds_on_the_other_at_once() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = common::redis_url() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("gw.db").display());
     let prefix = format!("gw-revoke-{}", uuid::Uuid::new_v4().simple());
@@ -131,7 +111,7 @@ async fn a_revocation_on_one_replica_holds_on_the_other_at_once() {
         key.body["key"].as_str().unwrap().to_string(),
         key.body["id"].as_str().unwrap().to_string(),
     );
-    assert_eq!(chat_status(&b, &secret).await, 200);
+    assert_eq!(common::chat_status(&b, &secret).await, 200);
     let r = send(
         &a,
         Method::DELETE,
@@ -142,7 +122,7 @@ async fn a_revocation_on_one_replica_holds_on_the_other_at_once() {
     .await;
     assert!(r.status == 200 || r.status == 204, "{}", r.text);
     assert!(
-        becomes(401, || chat_status(&b, &secret)).await,
+        becomes(401, || common::chat_status(&b, &secret)).await,
         "replica B still honours a key revoked on A"
     );
 }

@@ -348,6 +348,35 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> serde_jso
     error
 }
 
+/// The status of a mock-gpt chat completion sent with `header` (name, value) as its credential.
+pub async fn chat_status_with(h: &Harness, header: (&str, &str)) -> u16 {
+    h.client
+        .post(h.url("/v1/chat/completions"))
+        .header(header.0, header.1)
+        .json(&chat("mock-gpt"))
+        .send()
+        .await
+        .expect("request reaches the gateway")
+        .status()
+        .as_u16()
+}
+
+/// The status of a mock-gpt chat completion with `token` as its bearer credential.
+pub async fn chat_status(h: &Harness, token: &str) -> u16 {
+    chat_status_with(h, ("authorization", &format!("Bearer {token}"))).await
+}
+
+/// `TEST_REDIS_URL`, or None after printing the "skipped" line.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: no Redis at TEST_REDIS_URL (unset)");
+            None
+        }
+    }
+}
+
 pub fn chat(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
 }
