@@ -572,16 +572,14 @@ fn with_plugin_headers(mut response: ApiResponse, mut from_plugins: HeaderMap) -
     response
 }
 
-/// Keeps only the headers [`forwarded_from_upstream`] lets through (every value of each).
+/// Keeps only the headers [`forwarded_from_upstream`] lets through (every value of each), in
+/// place: an answer with nothing to drop costs one scan, and nothing is rebuilt.
 fn strip_hop_headers(headers: &mut HeaderMap) {
-    let mut keep: Option<http::HeaderName> = None;
-    for (name, value) in std::mem::take(headers) {
-        // A name comes once, before its first value; later values of it come without one.
-        if let Some(name) = name {
-            keep = forwarded_from_upstream(&name).then_some(name);
-        }
-        if let Some(name) = &keep {
-            headers.append(name.clone(), value);
-        }
+    while let Some(name) = headers
+        .keys()
+        .find(|name| !forwarded_from_upstream(name))
+        .cloned()
+    {
+        headers.remove(&name);
     }
 }
