@@ -39,10 +39,6 @@ impl TrustedProxies {
         Self { nets }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
-    }
-
     pub fn trusts(&self, address: IpAddr) -> bool {
         let address = canonical(address);
         self.nets.iter().any(|net| net.contains(&address))

@@ -377,33 +377,21 @@ async fn trusted_proxies_name_the_client_for_throttles_and_sessions() {
     }
     // The guesser (198.51.100.66, forging 6.6.6.6 on the left) fails on many accounts: its
     // address throttle (8 failures) fills.
+    let login_from = |forwarded: &'static str, email: String, password: &'static str| {
+        let body = json!({"email": email, "password": password});
+        let h = &h;
+        async move { post_from(h, "/api/v1/auth/login", forwarded, &body).await }
+    };
     for n in 0..12 {
-        let r = post_from(
-            &h,
-            "/api/v1/auth/login",
-            "6.6.6.6, 198.51.100.66",
-            &json!({"email": format!("ghost{n}@example.com"), "password": "wrong guess"}),
-        )
-        .await;
+        let ghost = format!("ghost{n}@example.com");
+        let r = login_from("6.6.6.6, 198.51.100.66", ghost, "wrong guess").await;
         assert_eq!(r.status, 401, "guess {n}: {}", r.text);
     }
     // Another client behind the same balancer logs in at once.
-    let r = post_from(
-        &h,
-        "/api/v1/auth/login",
-        "198.51.100.7",
-        &json!({"email": "user1@example.com", "password": PASSWORD}),
-    )
-    .await;
+    let r = login_from("198.51.100.7", "user1@example.com".into(), PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The guesser's address with a correct password: slowed, not refused.
-    let r = post_from(
-        &h,
-        "/api/v1/auth/login",
-        "198.51.100.66",
-        &json!({"email": "user2@example.com", "password": PASSWORD}),
-    )
-    .await;
+    let r = login_from("198.51.100.66", "user2@example.com".into(), PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The session remembers the client, not the balancer nor the forged entry.
     let store = open_store(&url).await;

@@ -171,13 +171,7 @@ async fn google_sign_in() {
         // A nonce the app sends must be the token's (as is, or its SHA-256 in hex as Apple's
         // native flow puts it); without one in the body nothing is checked.
         let raw = "nonce-for-this-sign-in";
-        let hashed: String = {
-            use sha2::Digest;
-            Sha256::digest(raw.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
+        let hashed = gateway::identity::tokens::token_hash(raw);
         for (carried, sent, status) in [
             (Some(raw.to_string()), Some(raw), 200),
             (Some(hashed.clone()), Some(raw), 200),

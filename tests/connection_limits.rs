@@ -152,3 +152,33 @@ async fn connections_are_capped_per_address_and_in_all() {
     assert!(ok, "the closed connection's place did not come back");
     assert!(serves(&mut second).await);
 }
+
+/// A chunked body (no declared length) is counted against the budget as its chunks arrive.
+#[tokio::test]
+async fn a_chunked_body_counts_against_the_budget_as_it_arrives() {
+    let h =
+        common::start_config(TestConfig::new().server(|s| s.max_inflight_body_bytes = 100 * 1024))
+            .await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        common::KEY
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 50 * 1024, "x".repeat(50 * 1024));
+    let mut held = send_partial(&h, &head, chunk.as_bytes()).await;
+    let big = serde_json::json!({"model": "mock-gpt",
+        "messages": [{"role": "user", "content": "x".repeat(60 * 1024 - 100)}]});
+    let mut refused = false;
+    for _ in 0..100 {
+        let r = h.post_json("/v1/chat/completions", &big).await;
+        if r.status() == 503 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        refused,
+        "50 KiB of chunks held did not count against the budget"
+    );
+    held.shutdown().await.unwrap();
+}

@@ -10,15 +10,7 @@ use common::Harness;
 
 /// `gateway_credential_lookups_total` summed over its kinds, from `/metrics`.
 async fn lookups(h: &Harness) -> u64 {
-    let text = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(&h.client, &h.gateway.url()).await;
     text.lines()
         .filter(|l| l.starts_with("gateway_credential_lookups_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

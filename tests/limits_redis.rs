@@ -268,15 +268,7 @@ requests_per_minute = 1
         assert!(r.header("x-ratelimit-limit-requests").is_none());
     }
 
-    let metrics = open
-        .client
-        .get(open.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&open.client, &open.gateway.url()).await;
     assert!(
         metrics
             .lines()

@@ -493,15 +493,7 @@ async fn records_the_database_refuses_are_kept_and_replayed() {
     h.gateway.flush_usage().await;
     let kept = std::fs::read_to_string(&spill).expect("undelivered file written");
     assert_eq!(kept.lines().count(), 3, "{kept}");
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&h.client, &h.gateway.url()).await;
     assert!(
         metrics.contains("gateway_usage_records_undelivered_total"),
         "{metrics}"

@@ -160,14 +160,7 @@ async fn every_record_is_written_once_through_an_outage_and_a_restart() {
     expected.extend(after);
     assert_exactly_once(&written(&direct).await, &expected);
     assert!(!spool.exists(), "the spool is replayed and removed");
-    let metrics = client
-        .get(format!("{}/metrics", gw.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&client, &gw.url()).await;
     for name in [
         "gateway_usage_records_undelivered_total",
         "gateway_usage_records_replayed_total",

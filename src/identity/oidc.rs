@@ -116,16 +116,14 @@ impl IdentityClaims {
     /// where the app hands Apple the hash and keeps the raw nonce). Stops a token taken from
     /// another sign-in (a leaked or phished one) from being replayed here.
     pub fn nonce_matches(&self, nonce: &str) -> bool {
-        use sha2::Digest;
         let Some(carried) = self.nonce.as_deref() else {
             return false;
         };
-        let hashed = sha2::Sha256::digest(nonce.as_bytes());
-        let hex: String = hashed.iter().map(|b| format!("{b:02x}")).collect();
         let eq = |a: &str, b: &str| {
             bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
         };
-        eq(carried, nonce) || eq(carried, &hex)
+        // SHA-256 in lowercase hex: the form tokens are stored in already.
+        eq(carried, nonce) || eq(carried, &super::tokens::token_hash(nonce))
     }
 }
 

@@ -366,6 +366,18 @@ pub async fn chat_status(h: &Harness, token: &str) -> u16 {
     chat_status_with(h, ("authorization", &format!("Bearer {token}"))).await
 }
 
+/// The gateway's `/metrics` text (served at `base`, e.g. `http://127.0.0.1:PORT`).
+pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics text")
+}
+
 /// `TEST_REDIS_URL`, or None after printing the "skipped" line.
 pub fn redis_url() -> Option<String> {
     match std::env::var("TEST_REDIS_URL") {
