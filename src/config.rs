@@ -48,7 +48,7 @@ pub use providers::{ProviderConfig, ProviderKind};
 use routing::RawRouting;
 pub use routing::RoutingConfig;
 use server::RawServer;
-pub use server::{ServerConfig, DEFAULT_MAX_REQUEST_BYTES};
+pub use server::{ServerConfig, TlsConfig, DEFAULT_MAX_REQUEST_BYTES};
 
 // ---------------------------------------------------------------------------------------------
 // Raw (as written) config

@@ -29,6 +29,7 @@ pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod translate;
 pub mod usage;
 
@@ -134,6 +135,12 @@ pub async fn build_state_with(
         anonymous: config.anonymous.is_some(),
         trusted_proxies: identity.trusted_proxies.clone(),
         server: config.server.clone(),
+        tls: config
+            .server
+            .tls
+            .as_ref()
+            .map(tls::Tls::from_config)
+            .transpose()?,
         chat: config.chat.clone(),
         jobs: jobs::JobRunner::start("app", 1_000, 2),
         store: identity.store.clone(),
@@ -218,6 +225,7 @@ pub async fn serve_state(
         max_connections: state.server.max_connections,
         max_connections_per_address: state.server.max_connections_per_address,
         http2_keep_alive: state.server.http2_keep_alive,
+        tls: state.tls.clone(),
         on_drain_timeout: Some({
             let plugins = state.pipeline.plugins.clone();
             Arc::new(move || plugins.interrupt())

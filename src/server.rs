@@ -35,6 +35,8 @@ pub struct Serving {
     pub http2_keep_alive: Duration,
     /// Called when the drain runs out: responses still open end with an error event.
     pub on_drain_timeout: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// TLS termination; None serves plain HTTP/1.1 and h2c.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// After the drain runs out and open responses are told to end, how long they get to write
@@ -49,6 +51,7 @@ impl Default for Serving {
             max_connections_per_address: usize::MAX,
             http2_keep_alive: Duration::from_secs(30),
             on_drain_timeout: None,
+            tls: None,
         }
     }
 }
@@ -145,6 +148,10 @@ pub async fn serve<H, S, Fut, B>(
     let mut tasks = tokio::task::JoinSet::new();
     let addressing = serving.addressing.clone();
     tokio::pin!(shutdown);
+    let certificate_watch = serving
+        .tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.watch_files()));
 
     loop {
         tokio::select! {
@@ -182,14 +189,28 @@ pub async fn serve<H, S, Fut, B>(
                     }
                     handler(req)
                 });
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let tls = serving.tls.clone();
                 while tasks.try_join_next().is_some() {}
                 tasks.spawn(crate::forwarded::with_peer(peer.ip(), async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    match tls {
+                        None => serve_connection(TokioIo::new(stream), builder, service, watcher).await,
+                        Some(tls) => {
+                            let handshake = tls.acceptor.accept(stream);
+                            match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(TokioIo::new(stream), builder, service, watcher).await
+                                }
+                                Ok(Err(e)) => {
+                                    metrics::counter!("gateway_tls_handshakes_failed_total", "reason" => "error").increment(1);
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    metrics::counter!("gateway_tls_handshakes_failed_total", "reason" => "timeout").increment(1);
+                                    tracing::debug!("TLS handshake timed out");
+                                }
+                            }
+                        }
                     }
                     drop(slot);
                 }));
@@ -198,6 +219,9 @@ pub async fn serve<H, S, Fut, B>(
         }
     }
     drop(listener);
+    if let Some(watch) = certificate_watch {
+        watch.abort();
+    }
     tracing::info!(
         connections = graceful.count(),
         "shutting down: draining in-flight requests"
@@ -221,6 +245,27 @@ pub async fn serve<H, S, Fut, B>(
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Serves one connection (plain or after its TLS handshake) until it ends or the drain ends it.
+async fn serve_connection<I, S, B>(
+    io: I,
+    builder: auto::Builder<PeerExecutor>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder.serve_connection(io, service).into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Spawns a connection's HTTP/2 streams with the connection's peer, as its HTTP/1 requests

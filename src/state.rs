@@ -39,6 +39,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
     /// `[server]`: connection caps and timeouts the accept loop and app routes apply.
     pub server: crate::config::ServerConfig,
+    /// `[server.tls]`, its files read at start-up.
+    pub tls: Option<crate::tls::Tls>,
     /// Which browser origins may call (`[cors]`); None: no CORS headers.
     pub cors: Option<crate::config::CorsConfig>,
     pub providers: Vec<ProviderStatus>,

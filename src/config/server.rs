@@ -23,6 +23,37 @@ pub(super) struct RawServer {
     max_connections_per_address: usize,
     app_request_timeout_secs: u64,
     http2_keep_alive_secs: u64,
+    tls: Option<RawTls>,
+}
+
+/// `[server.tls]`: present means the port speaks only TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    cert_file: String,
+    key_file: String,
+    #[serde(default = "default_reload_check_ms")]
+    reload_check_ms: u64,
+    #[serde(default = "default_handshake_timeout_secs")]
+    handshake_timeout_secs: u64,
+}
+
+fn default_reload_check_ms() -> u64 {
+    10_000
+}
+
+fn default_handshake_timeout_secs() -> u64 {
+    10
+}
+
+/// TLS termination: the PEM files (the chain, leaf first, and its private key), how often they
+/// are checked for a change, and how long a handshake may take.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub reload_check: Duration,
+    pub handshake_timeout: Duration,
 }
 
 impl Default for RawServer {
@@ -39,6 +70,7 @@ impl Default for RawServer {
             max_connections_per_address: 512,
             app_request_timeout_secs: 300,
             http2_keep_alive_secs: 30,
+            tls: None,
         }
     }
 }
@@ -64,6 +96,7 @@ pub struct ServerConfig {
     /// HTTP/2: a ping after this much silence, and the connection closed if it goes unanswered
     /// as long again.
     pub http2_keep_alive: Duration,
+    pub tls: Option<TlsConfig>,
 }
 
 pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig {
@@ -113,7 +146,24 @@ pub(super) fn server(raw: RawServer, problems: &mut Vec<String>) -> ServerConfig
             "server.max_inflight_body_bytes: must be at least server.max_request_bytes".into(),
         );
     }
+    let tls = raw.tls.map(|tls| {
+        for (field, value) in [
+            ("reload_check_ms", tls.reload_check_ms),
+            ("handshake_timeout_secs", tls.handshake_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("server.tls.{field}: must be greater than 0"));
+            }
+        }
+        TlsConfig {
+            cert_file: PathBuf::from(tls.cert_file),
+            key_file: PathBuf::from(tls.key_file),
+            reload_check: Duration::from_millis(tls.reload_check_ms),
+            handshake_timeout: Duration::from_secs(tls.handshake_timeout_secs),
+        }
+    });
     ServerConfig {
+        tls,
         trusted_proxies,
         body_read_timeout: Duration::from_secs(raw.body_read_timeout_secs),
         max_inflight_body_bytes: raw.max_inflight_body_bytes,
