@@ -212,6 +212,7 @@ impl Identity {
             let key = format!("register:{address}");
             self.register_throttle
                 .attempt(&key)
+                .await
                 .map_err(AuthError::Throttled)?;
         }
         let user = self.create_user(registration, Role::User).await?;
@@ -253,12 +254,13 @@ impl Identity {
         // once cannot all pass it; a correct password clears the count again.
         self.throttle
             .attempt(&account_key)
+            .await
             .map_err(AuthError::Throttled)?;
         let address_key = client.address.as_deref().map(|a| format!("ip:{a}"));
         if let Some(key) = &address_key {
             // Behind a shared address (a NAT, an office) an attacker must not lock everyone
             // out: a busy address is slowed down, never refused.
-            if self.address_throttle.check(key).is_err() {
+            if self.address_throttle.check(key).await.is_err() {
                 tokio::time::sleep(self.config.login_address_delay).await;
             }
         }
@@ -266,12 +268,12 @@ impl Identity {
         let ok = password::verify(permit, password, hash).await;
         match user {
             Some(user) if ok && !user.is_banned() => {
-                self.throttle.record_success(&account_key);
+                self.throttle.record_success(&account_key).await;
                 self.start_session(user, client).await
             }
             _ => {
                 if let Some(key) = &address_key {
-                    self.address_throttle.record_failure(key);
+                    self.address_throttle.record_failure(key).await;
                 }
                 Err(AuthError::InvalidCredentials.into())
             }
@@ -390,13 +392,16 @@ impl Identity {
             .user_id()
             .ok_or(GatewayError::forbidden("The master key has no password."))?;
         let key = format!("password:{user_id}");
-        self.throttle.attempt(&key).map_err(AuthError::Throttled)?;
+        self.throttle
+            .attempt(&key)
+            .await
+            .map_err(AuthError::Throttled)?;
         let hash = self.store.password_hash(user_id).await?;
         let permit = self.hashing.permit().await?;
         if !password::verify(permit, current, hash).await {
             return Err(AuthError::InvalidCredentials.into());
         }
-        self.throttle.record_success(&key);
+        self.throttle.record_success(&key).await;
         self.check_new_password(&new)?;
         let permit = self.hashing.permit().await?;
         let hash = password::hash(permit, new)
@@ -430,13 +435,14 @@ impl Identity {
             let key = format!("reset:ip:{address}");
             self.reset_throttle
                 .attempt(&key)
+                .await
                 .map_err(AuthError::Throttled)?;
         }
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
         let throttle_key = format!("reset:{email}");
-        if self.throttle.attempt(&throttle_key).is_err() {
+        if self.throttle.attempt(&throttle_key).await.is_err() {
             return Ok(());
         }
         let minutes = self.config.password_reset_ttl.as_secs() / 60;
@@ -546,7 +552,10 @@ impl Identity {
             return Ok(false);
         }
         let key = format!("verify:{user_id}");
-        self.throttle.attempt(&key).map_err(AuthError::Throttled)?;
+        self.throttle
+            .attempt(&key)
+            .await
+            .map_err(AuthError::Throttled)?;
         self.send_verification(&user)?;
         Ok(true)
     }

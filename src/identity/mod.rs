@@ -20,6 +20,7 @@ pub mod invalidation;
 pub mod mailer;
 pub mod oidc;
 pub mod password;
+pub mod shared_throttle;
 pub mod throttle;
 pub mod tokens;
 
@@ -39,6 +40,7 @@ use crate::store::Store;
 use better_auth::CookieVerifier;
 use mailer::Mailer;
 use oidc::{OidcProvider, OidcVerifier};
+use shared_throttle::{Throttle, ThrottleStore};
 use throttle::LoginThrottle;
 use tokens::JwtKeys;
 
@@ -88,14 +90,16 @@ pub struct Identity {
     pub config: IdentityConfig,
     master_keys: Vec<Secret>,
     pub(crate) jwt: JwtKeys,
-    pub(crate) throttle: LoginThrottle,
+    /// Per account (and per reset or verification address); in Redis with `[redis]`, like the
+    /// address, sign-up and reset throttles, so replicas count guesses together.
+    pub(crate) throttle: Throttle,
     /// Per client address: a looser limit, against one machine guessing many accounts. It
     /// slows such an address down; it never refuses a correct password.
-    pub(crate) address_throttle: LoginThrottle,
+    pub(crate) address_throttle: Throttle,
     /// Sign-ups per client address per hour (every attempt counts).
-    pub(crate) register_throttle: LoginThrottle,
+    pub(crate) register_throttle: Throttle,
     /// Reset mails asked for per client address per hour.
-    pub(crate) reset_throttle: LoginThrottle,
+    pub(crate) reset_throttle: Throttle,
     pub(crate) hashing: password::HashingPool,
     pub(crate) mailer: Arc<Mailer>,
     pub(crate) google: Option<OidcVerifier>,
@@ -107,7 +111,9 @@ pub struct Identity {
     /// Lookups in flight, by credential hash: concurrent requests with one credential share
     /// one query. An entry lives only while its lookup runs.
     loading: moka::future::Cache<String, Cached>,
-    /// Unknown API keys and session tokens per client address.
+    /// Unknown API keys and session tokens per client address. Kept per replica: it guards
+    /// this replica's database lookups, and a Redis round trip per unknown credential would
+    /// move the flood to Redis.
     credential_failures: LoginThrottle,
     pub(crate) trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
     /// Origins besides the gateway's own whose pages may send cookie-authenticated
@@ -128,20 +134,36 @@ impl Identity {
                 .time_to_live(identity.principal_cache_ttl)
                 .build()
         };
+        let shared = config.redis.as_ref().map(ThrottleStore::new).transpose()?;
+        let shared = shared.as_ref();
         Ok(Identity {
             store,
             master_keys: config.auth.master_keys.clone(),
             jwt: JwtKeys::new(&identity.jwt, secret)?,
-            throttle: LoginThrottle::new(identity.login_max_failures, identity.login_lockout),
-            address_throttle: LoginThrottle::new(
+            throttle: Throttle::new(
+                identity.login_max_failures,
+                identity.login_lockout,
+                shared,
+                "account",
+            ),
+            address_throttle: Throttle::new(
                 identity.login_max_failures.saturating_mul(4),
                 identity.login_lockout,
+                shared,
+                "address",
             ),
-            register_throttle: LoginThrottle::new(
+            register_throttle: Throttle::new(
                 identity.registrations_per_address_per_hour,
                 HOUR,
+                shared,
+                "register",
             ),
-            reset_throttle: LoginThrottle::new(identity.password_resets_per_address_per_hour, HOUR),
+            reset_throttle: Throttle::new(
+                identity.password_resets_per_address_per_hour,
+                HOUR,
+                shared,
+                "reset",
+            ),
             hashing: password::HashingPool::new(
                 identity.password_hash_concurrency,
                 identity.password_hash_queue,

@@ -1,6 +1,7 @@
 //! Two replicas on one database and one Redis: a logout or a key revocation on one replica is
-//! honoured by the other at once (Redis pub/sub), not after its cache entry expires. Needs
-//! Redis at `TEST_REDIS_URL`; prints a "skipped" line without one.
+//! honoured by the other at once (Redis pub/sub), not after its cache entry expires, and
+//! password guesses spread over both count once. Needs Redis at `TEST_REDIS_URL`; prints a
+//! "skipped" line without one.
 
 mod common;
 
@@ -124,5 +125,101 @@ async fn a_revocation_on_one_replica_holds_on_the_other_at_once() {
     assert!(
         becomes(401, || common::chat_status(&b, &secret)).await,
         "replica B still honours a key revoked on A"
+    );
+}
+
+/// Logs in as `email` with `password` on `h`: the status.
+async fn login_status(h: &Harness, email: &str, password: &str) -> u16 {
+    post(
+        h,
+        "/api/v1/auth/login",
+        None,
+        &json!({"email": email, "password": password}),
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guesses_on_two_replicas_count_once() {
+    let Some(redis) = common::redis_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let prefix = format!("gw-throttle-{}", uuid::Uuid::new_v4().simple());
+    let sections = format!("[redis]\nurl = \"{redis}\"\nkey_prefix = \"{prefix}\"\n");
+    let config = || {
+        TestConfig::new()
+            .database(&db)
+            .sections(&sections)
+            .identity(|i| i.login_max_failures = 3)
+    };
+    let a = common::start_config(config()).await;
+    let b = common::start_config(config()).await;
+    let email = "guessed@example.com";
+    let r = post(
+        &a,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Three guesses, spread over both replicas, use up the account's three.
+    for h in [&a, &b, &a] {
+        assert_eq!(login_status(h, email, "wrong guess").await, 401);
+    }
+    // Locked on both: counted per replica, B would have allowed two more.
+    for h in [&b, &a] {
+        assert_eq!(login_status(h, email, "correct horse battery").await, 429);
+    }
+    // Nothing about the account or the address is written to Redis in the clear.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:throttle:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains("guessed") && !k.contains("127.0.0.1")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_each_replica_still_throttles_guesses() {
+    let port = common::closed_port().await;
+    let h = common::start_config(
+        TestConfig::new()
+            .sections(&format!(
+                "[redis]\nurl = \"redis://127.0.0.1:{port}\"\ntimeout_ms = 200\n"
+            ))
+            .identity(|i| i.login_max_failures = 2),
+    )
+    .await;
+    let email = "alone@example.com";
+    let r = post(
+        &h,
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for _ in 0..2 {
+        assert_eq!(login_status(&h, email, "wrong guess").await, 401);
+    }
+    assert_eq!(login_status(&h, email, "correct horse battery").await, 429);
+    let metrics = common::metrics_text(&h.client, &h.gateway.url()).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gateway_throttle_backend_errors_total")),
+        "the fallback is counted"
     );
 }
