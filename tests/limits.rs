@@ -581,3 +581,90 @@ daily_budget_usd = 0.15
         assert_limited(&r, "insufficient_quota", "insufficient_quota");
     }
 }
+
+/// A chunked `/v1/chat/completions` upload with `token`, its head and `first` chunk sent.
+async fn chunked_upload(h: &LimitsHarness, token: &str, first: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(h.gateway.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    if !first.is_empty() {
+        let chunk = format!("{:x}\r\n", first.len());
+        stream.write_all(chunk.as_bytes()).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+    }
+    stream
+}
+
+/// The status line and headers the gateway answers on `stream` (bounded wait).
+async fn answer_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+#[tokio::test]
+async fn a_caller_at_its_concurrency_limit_is_refused_before_its_upload_is_read() {
+    use tokio::io::AsyncWriteExt;
+    let h = start(
+        SQLITE,
+        r#"
+[limits]
+user_tier = "one"
+[limits.tiers.one]
+max_concurrent = 1
+requests_per_minute = 1000
+"#,
+    )
+    .await;
+    let (_, token) = h.register("uploader@example.com").await;
+    // Two uploads under way, each with its first chunk sent and the rest held back: whichever
+    // the gateway takes second is answered at once, before the rest of its body arrives.
+    let part = br#"{"model":"mock-gpt","#;
+    let mut one = chunked_upload(&h, &token, part).await;
+    let mut two = chunked_upload(&h, &token, part).await;
+    let (head, refused_first) = tokio::select! {
+        head = answer_head(&mut one) => (head, true),
+        head = answer_head(&mut two) => (head, false),
+    };
+    assert!(head.starts_with("http/1.1 429"), "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let first = if refused_first { two } else { one };
+
+    // A small request is not gated (and the upload holds no concurrency slot yet).
+    let r = h.settled(h.chat(&token, &common::chat("mock-gpt"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // The first upload given up: its place is free again, and a whole upload goes through.
+    drop(first);
+    let body = serde_json::to_vec(&common::chat("mock-gpt")).unwrap();
+    let mut admitted = false;
+    for _ in 0..100 {
+        let mut upload = chunked_upload(&h, &token, &body).await;
+        upload.write_all(b"0\r\n\r\n").await.unwrap();
+        if answer_head(&mut upload).await.starts_with("http/1.1 200") {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        admitted,
+        "the abandoned upload's place was never given back"
+    );
+}

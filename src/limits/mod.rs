@@ -24,6 +24,7 @@
 //! answer 503 (`fail_closed`); either way it is logged (at most every 10 s) and counted in
 //! `gateway_ratelimit_backend_errors_total`.
 
+pub mod body_gate;
 pub mod bucket;
 pub mod headers;
 pub mod memory;
@@ -69,6 +70,14 @@ pub struct Limits {
     nonce: String,
     next_id: AtomicU64,
     no_id: Arc<str>,
+    /// Large bodies being read, per caller with a concurrency limit.
+    body_gate: Arc<body_gate::BodyGate>,
+}
+
+/// A request's place among the bodies being read (until its admission replaces it).
+#[derive(Clone)]
+struct BodyReading {
+    _slot: Arc<body_gate::BodyReadSlot>,
 }
 
 #[derive(Clone)]
@@ -147,6 +156,7 @@ impl Limits {
             nonce: crate::store::new_id()[..12].to_string(),
             next_id: AtomicU64::new(0),
             no_id: Arc::from(""),
+            body_gate: Arc::default(),
         }))
     }
 
@@ -263,7 +273,62 @@ impl Limits {
     /// is given back, and the request is admitted anew for the fallback (its model limits, a
     /// budget at its price), without counting it a second time against the key's and user's
     /// requests per minute.
+    /// Before the body is read: a caller with a concurrency limit may read only that many large
+    /// (or undeclared) bodies at once; one more is refused now, not after it is read.
+    pub async fn gate_body(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &http::request::Parts,
+    ) -> Result<(), GatewayError> {
+        if head.method != http::Method::POST {
+            return Ok(());
+        }
+        let declared = head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n <= body_gate::SMALL_BODY) {
+            return Ok(());
+        }
+        let caps: Vec<_> = self
+            .scopes(ctx.principal.as_ref(), None, 0)
+            .await
+            .into_iter()
+            .filter_map(|s| Some((s.kind, s.id, s.max_concurrent?)))
+            .collect();
+        if caps.is_empty() {
+            return Ok(());
+        }
+        match self.body_gate.enter(caps) {
+            Ok(slot) => {
+                ctx.extensions.insert(BodyReading {
+                    _slot: Arc::new(slot),
+                });
+                Ok(())
+            }
+            Err((kind, id, cap)) => {
+                metrics::counter!(
+                    "gateway_ratelimit_rejections_total",
+                    "scope" => kind.as_str(),
+                    "limit" => "concurrent_bodies"
+                )
+                .increment(1);
+                headers::set_retry_after(&mut ctx.response_headers, Duration::from_secs(1));
+                Err(GatewayError::rate_limited(
+                    "requests",
+                    "rate_limit_exceeded",
+                    format!(
+                        "Too many concurrent requests on {}: limit {cap} at a time, counting uploads still being sent. Please retry when one of them has finished.",
+                        whose(kind, &id)
+                    ),
+                ))
+            }
+        }
+    }
+
     pub async fn check(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        // The body is read: the request's concurrency slot (taken below) stands for it now.
+        ctx.extensions.remove::<BodyReading>();
         if let Some(Held(earlier)) = ctx.extensions.remove::<Held>() {
             earlier.settle(Actual {
                 tokens: 0,
@@ -501,17 +566,7 @@ impl Drop for Reservation {
 
 fn refusal_error(ask: &Ask, refusal: &Refusal, status: &ScopeStatus) -> GatewayError {
     let scope = &ask.scopes[refusal.scope];
-    let whose = match scope.kind {
-        ScopeKind::Key => "this API key".to_string(),
-        ScopeKind::User if &*scope.id == ANONYMOUS_TOTAL => {
-            "all callers without an API key together".to_string()
-        }
-        ScopeKind::User if scope.id.starts_with("anon:") => {
-            "your address (calling without an API key)".to_string()
-        }
-        ScopeKind::User => "your account".to_string(),
-        ScopeKind::Model => format!("the model `{}` (shared by all callers)", scope.id),
-    };
+    let whose = whose(scope.kind, &scope.id);
     let wait = headers::openai_duration(refusal.wait);
     let usd = |m: Micros| format!("${:.6}", to_usd(m));
     match refusal.limit {
@@ -561,6 +616,21 @@ fn refusal_error(ask: &Ask, refusal: &Refusal, status: &ScopeStatus) -> GatewayE
                 ),
             )
         }
+    }
+}
+
+/// Whose limit a refusal names.
+fn whose(kind: ScopeKind, id: &str) -> String {
+    match kind {
+        ScopeKind::Key => "this API key".to_string(),
+        ScopeKind::User if id == ANONYMOUS_TOTAL => {
+            "all callers without an API key together".to_string()
+        }
+        ScopeKind::User if id.starts_with("anon:") => {
+            "your address (calling without an API key)".to_string()
+        }
+        ScopeKind::User => "your account".to_string(),
+        ScopeKind::Model => format!("the model `{id}` (shared by all callers)"),
     }
 }
 
