@@ -1,6 +1,7 @@
 //! Random credentials cost the database little: a token of the wrong form is refused without a
 //! lookup, one token sent many times at once is looked up once, and an address that keeps
-//! sending unknown ones is refused (429) without lookups. One test in its own binary: it reads
+//! sending unknown ones is refused (429) without lookups, though a key valid lately still
+//! works from there. One test in its own binary: it reads
 //! the process-wide `gateway_credential_lookups_total` counter.
 
 mod common;
@@ -32,10 +33,39 @@ fn unknown_key(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_credentials_cost_at_most_one_lookup_each_and_floods_are_refused() {
-    let h = common::start_config(
-        TestConfig::new().identity(|i| i.unknown_credentials_per_address_per_minute = 30),
-    )
+    let h = common::start_config(TestConfig::new().identity(|i| {
+        i.unknown_credentials_per_address_per_minute = 30;
+        i.principal_cache_ttl = std::time::Duration::from_millis(300);
+    }))
     .await;
+    // A real user's key, used before the flood.
+    let access = h
+        .post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({"email": "real@example.com", "password": "correct horse battery"}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let real_key = h
+        .client
+        .post(h.url("/api/v1/keys"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "real"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(chat_status(&h, bearer(&real_key)).await, 200);
     let start = lookups(&h).await;
 
     // The wrong form: no lookup at all.
@@ -80,4 +110,19 @@ async fn unknown_credentials_cost_at_most_one_lookup_each_and_floods_are_refused
     assert_eq!(lookups(&h).await, start + 30);
     // The master key and other known credentials need no lookup and still work.
     assert_eq!(chat_status(&h, bearer(common::KEY)).await, 200);
+
+    // The real key's cache entry lapses while its address is refused: it was valid lately, so
+    // it is looked up again and works, while a new unknown key is still refused.
+    let before = lookups(&h).await;
+    let mut looked_up_again = false;
+    for _ in 0..100 {
+        assert_eq!(chat_status(&h, bearer(&real_key)).await, 200);
+        if lookups(&h).await > before {
+            looked_up_again = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(looked_up_again, "the real key's entry never lapsed");
+    assert_eq!(chat_status(&h, bearer(&unknown_key(99))).await, 429);
 }

@@ -115,6 +115,8 @@ pub struct Identity {
     /// this replica's database lookups, and a Redis round trip per unknown credential would
     /// move the flood to Redis.
     credential_failures: LoginThrottle,
+    /// Hashes of credentials found valid in the last hour: exempt from `credential_failures`.
+    known_good: Cache<String, ()>,
     pub(crate) trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
     /// Origins besides the gateway's own whose pages may send cookie-authenticated
     /// state-changing requests (`[cors]`'s list).
@@ -189,6 +191,10 @@ impl Identity {
             sessions: cache(),
             session_tokens: cache(),
             loading: moka::future::Cache::builder().max_capacity(100_000).build(),
+            known_good: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
             credential_failures: LoginThrottle::new(
                 identity.unknown_credentials_per_address_per_minute,
                 std::time::Duration::from_secs(60),
@@ -309,7 +315,14 @@ impl Identity {
             .trusted_proxies
             .current_client(headers)
             .map(|a| format!("credential:{a}"));
-        if let Some(key) = &address {
+        // A credential that was valid lately is looked up even from a throttled address: a
+        // flood of random keys from a shared address (a NAT, a balancer) must not lock out the
+        // real callers behind it when their cache entries expire. Guessing a known one's hash
+        // is as hard as guessing the credential.
+        if let Some(key) = address
+            .as_ref()
+            .filter(|_| !self.known_good.contains_key(&hash))
+        {
             self.credential_failures
                 .check(key)
                 .map_err(AuthError::Throttled)?;
@@ -326,8 +339,10 @@ impl Identity {
         // Cached before the in-flight entry goes, so no request finds neither.
         cache.insert(hash.clone(), cached.clone());
         self.loading.invalidate(&hash).await;
-        if let (None, Some(key), true) = (&cached.principal, &address, looked_up) {
-            self.credential_failures.record_failure(key);
+        match (&cached.principal, &address) {
+            (Some(_), _) => self.known_good.insert(hash, ()),
+            (None, Some(key)) if looked_up => self.credential_failures.record_failure(key),
+            _ => {}
         }
         Ok(cached)
     }
