@@ -6,6 +6,7 @@
 #
 #   bash benches/flood.sh                       # DURATION=20s LEGIT_RPS=200 FLOOD_RPS=2000
 #   DURATION=10s bash benches/flood.sh
+#   FLOODS=auth bash benches/flood.sh           # one half of the flood only (keys or auth)
 #
 # Needs oha (installed with cargo if missing) and wrk (Debian's package, installed if missing:
 # its Lua scripts give each request its own random credential).
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-20s}"
 LEGIT_RPS="${LEGIT_RPS:-200}"
 FLOOD_RPS="${FLOOD_RPS:-2000}"
+FLOODS="${FLOODS:-keys auth}"
 KEY="bench-master-key-0001"
 
 command -v oha >/dev/null || cargo install oha --locked
@@ -74,9 +76,13 @@ legit() {
 }
 
 # wrk paces each connection with delay(): CONNS connections at 1000/DELAY_MS requests a second
-# each. Half the flood is random API keys, half random sign-ups and logins.
+# each. Half the flood is random API keys, half random sign-ups and logins. wrk waits for each
+# answer before the next request, and the gateway slows a guessing address down on purpose, so
+# the sign-up/login half runs on AUTH_CONNS connections (many more) to keep offering load.
 CONNS=20
+AUTH_CONNS="${AUTH_CONNS:-400}"
 DELAY_MS=$(( 2 * CONNS * 1000 / FLOOD_RPS ))
+AUTH_DELAY_MS=$(( 2 * AUTH_CONNS * 1000 / FLOOD_RPS ))
 cat > "$WORK/keys.lua" <<LUA
 local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local function rand(n)
@@ -96,7 +102,7 @@ LUA
 cat > "$WORK/auth.lua" <<LUA
 local n = 0
 function init() math.randomseed(os.time() + math.random(1000000)) end
-function delay() return $DELAY_MS end
+function delay() return $AUTH_DELAY_MS end
 function request()
   n = n + 1
   local who = "flood" .. math.random(100000000) .. "@example.com"
@@ -107,20 +113,28 @@ end
 LUA
 
 # wrk's summary per flood: requests sent, and how many got a non-2xx answer.
+FLOOD_PIDS=()
 flood() {
-  wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/keys.lua" "http://127.0.0.1:$GW_PORT" >"$WORK/flood-keys.txt" 2>&1 &
-  KEYS_PID=$!
-  wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/auth.lua" "http://127.0.0.1:$GW_PORT" >"$WORK/flood-auth.txt" 2>&1 &
-  AUTH_PID=$!
+  for kind in $FLOODS; do
+    conns=$CONNS
+    [ "$kind" = auth ] && conns=$AUTH_CONNS
+    wrk -t1 -c"$conns" -d"$DURATION" -s "$WORK/$kind.lua" "http://127.0.0.1:$GW_PORT" >"$WORK/flood-$kind.txt" 2>&1 &
+    FLOOD_PIDS+=($!)
+  done
 }
 
 # Warm-up, then the legitimate load alone, then beside the flood.
 oha --no-tui --output-format quiet -z 2s -q "$LEGIT_RPS" -c 16 -m POST -H 'content-type: application/json' \
   -H "authorization: Bearer $LEGIT_KEY" -d "$BODY" "$GATEWAY" >/dev/null
 legit alone
+awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status" >"$WORK/rss-alone"
 flood
 legit flooded
-wait "$KEYS_PID" "$AUTH_PID"
+wait "${FLOOD_PIDS[@]}"
+if [ -n "${FLOOD_DEBUG:-}" ]; then
+  grep -E 'Threads|VmRSS' "/proc/$GW_PID/status"
+  awk '/^[0-9a-f]+-[0-9a-f]+ /{name=$6} /^Rss:/{if ($2 > 4096) print $2 " kB " name}' "/proc/$GW_PID/smaps" | sort -n | tail -15
+fi
 
 python3 - "$WORK" "$GW_PID" <<'PY'
 import json, re, sys
@@ -146,8 +160,12 @@ print("| --- | ---: | ---: | ---: | --- |")
 for name, r in (("alone", alone), ("beside the flood", flooded)):
     print(f"| {name} | {r[0]:.0f} | {r[1]:.2f} | {r[2]:.2f} | {r[3]} |")
 print(f"\np99 ratio flooded/alone: {flooded[2] / alone[2]:.2f}")
+import os
 for name, label in (("keys", "random API keys on /v1"), ("auth", "random sign-ups and logins")):
+    if not os.path.exists(f"{work}/flood-{name}.txt"):
+        continue
     total, rate, non2xx = wrk(name)
     print(f"flood, {label}: {total} requests, {rate:.0f}/s, {non2xx} refused (non-2xx)")
-print(f"gateway RSS: peak {hwm:.1f} MB, at the end {rss:.1f} MB")
+alone_rss = int(open(f"{work}/rss-alone").read()) / 1024
+print(f"gateway RSS: {alone_rss:.1f} MB after the legitimate load alone, peak {hwm:.1f} MB, at the end {rss:.1f} MB")
 PY

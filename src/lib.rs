@@ -3,6 +3,7 @@
 //!
 //! Tests, benches and the binary all start the whole gateway through [`run`] / [`spawn`].
 
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod chat;

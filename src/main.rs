@@ -91,6 +91,7 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    gateway::allocator::return_large_blocks();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { listen: None }) {
         Command::CheckConfig => match Config::load(&cli.config) {
