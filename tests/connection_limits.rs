@@ -182,3 +182,42 @@ async fn a_chunked_body_counts_against_the_budget_as_it_arrives() {
     );
     held.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_http2_client_that_stops_answering_pings_is_dropped() {
+    let h = common::start_config(TestConfig::new().server(|s| {
+        s.http2_keep_alive = Duration::from_millis(200);
+    }))
+    .await;
+    // An h2c connection: the preface and an empty SETTINGS frame, then silence (no SETTINGS
+    // ack, no PING ack), as from a client whose network went away.
+    let mut stream = TcpStream::connect(h.gateway.addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // The gateway pings after 200 ms of silence and closes 200 ms after an unanswered ping.
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent connection is still open");
+    // Frames: 9-byte headers, type at offset 3. A PING (type 6) was among them.
+    let mut at = 0;
+    let mut pinged = false;
+    while at + 9 <= received.len() {
+        let len = usize::from(received[at]) << 16
+            | usize::from(received[at + 1]) << 8
+            | usize::from(received[at + 2]);
+        pinged |= received[at + 3] == 6;
+        at += 9 + len;
+    }
+    assert!(pinged, "no PING before the close: {received:?}");
+}

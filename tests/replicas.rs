@@ -192,7 +192,7 @@ async fn password_guesses_on_two_replicas_count_once() {
 }
 
 #[tokio::test]
-async fn with_redis_down_each_replica_still_throttles_guesses() {
+async fn with_redis_down_guesses_are_still_throttled_and_logouts_still_end_sessions() {
     let port = common::closed_port().await;
     let h = common::start_config(
         TestConfig::new()
@@ -211,10 +211,21 @@ async fn with_redis_down_each_replica_still_throttles_guesses() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_string();
     for _ in 0..2 {
         assert_eq!(login_status(&h, email, "wrong guess").await, 401);
     }
     assert_eq!(login_status(&h, email, "correct horse battery").await, 429);
+    // A logout with nowhere to publish it still ends the session here, at once.
+    let started = std::time::Instant::now();
+    let r = post(&h, "/api/v1/auth/logout", Some(&access), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(&h, "/api/v1/auth/me", Some(&access)).await.status, 401);
     let metrics = common::metrics_text(&h.client, &h.gateway.url()).await;
     assert!(
         metrics
