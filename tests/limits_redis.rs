@@ -435,3 +435,83 @@ max_concurrent = 1
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("x-ratelimit-limit-requests"), Some("1000"));
 }
+
+/// A request's Redis settlement lands before a shutdown returns, even with Redis slow to answer:
+/// a stream still open when the drain runs out is ended, and its concurrency slot is given back
+/// in Redis, not left to other replicas until its lease ends.
+#[tokio::test]
+async fn a_shutdown_returns_only_once_settlements_reached_redis() {
+    use futures_util::StreamExt;
+    let Some(redis_url) = common::redis_url() else {
+        return;
+    };
+    let relay = StallingRelay::start(&redis_url).await;
+    let prefix = format!("gwtest-{}", uuid::Uuid::new_v4().simple());
+    let common::Harness {
+        mut gateway,
+        client,
+        mock: _mock,
+    } = common::start_config(
+        common::config::TestConfig::new()
+            .sections(&format!(
+                r#"
+[redis]
+url = "redis://{relay}"
+timeout_ms = 4000
+key_prefix = "{prefix}"
+
+[limits]
+backend = "redis"
+[limits.models."mock-gpt"]
+max_concurrent = 5
+requests_per_minute = 1000
+"#,
+                relay = relay.addr
+            ))
+            .server(|s| s.drain_timeout = Duration::from_millis(300)),
+    )
+    .await;
+    let in_flight = || {
+        let redis_url = redis_url.clone();
+        let key = format!("{prefix}:lim:conc:m:mock-gpt");
+        async move {
+            let client = redis::Client::open(redis_url.as_str()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("ZCARD")
+                .arg(key)
+                .query_async::<u64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    // A stream that stalls after two chunks: still open when the drain runs out.
+    let response = client
+        .post(format!("{}/v1/chat/completions", gateway.url()))
+        .bearer_auth(KEY)
+        .json(&common::streamed_chat(
+            "mock-gpt",
+            json!({"chunks": 5, "stall_after": 2}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    stream.next().await;
+    assert_eq!(in_flight().await, 1, "the stream holds its slot");
+
+    // Redis now answers late: the stream is ended (drain 300 ms, then 1 s to close) while
+    // Redis holds its settlement until 2.5 s from now.
+    relay.hold_for(Duration::from_millis(2500));
+    gateway.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(15), gateway.wait())
+        .await
+        .expect("the shutdown finishes")
+        .unwrap();
+    assert_eq!(
+        in_flight().await,
+        0,
+        "the interrupted stream's slot is given back before the shutdown returns"
+    );
+    drop(stream);
+}
