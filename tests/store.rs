@@ -128,6 +128,7 @@ each_database!(
             (4, "usage scope".to_string(), false),
             (5, "conversations".to_string(), false),
             (6, "key admin scope".to_string(), false),
+            (7, "memory store".to_string(), false),
         ];
         let applied = vec![
             (1, "identity".to_string(), true),
@@ -136,6 +137,7 @@ each_database!(
             (4, "usage scope".to_string(), true),
             (5, "conversations".to_string(), true),
             (6, "key admin scope".to_string(), true),
+            (7, "memory store".to_string(), true),
         ];
 
         assert_eq!(
@@ -143,7 +145,7 @@ each_database!(
             pending,
             "{engine}: a fresh database has every migration pending"
         );
-        assert_eq!(store.migrate_up().await.unwrap(), 6, "{engine}: first up");
+        assert_eq!(store.migrate_up().await.unwrap(), 7, "{engine}: first up");
         assert_eq!(
             states(store.migration_status().await.unwrap()),
             applied,
@@ -160,13 +162,30 @@ each_database!(
         exec!(store, "SELECT COUNT(*) FROM thread")
             .unwrap_or_else(|e| panic!("{engine}: thread exists after up: {e}"));
 
+        // 0007 reverts alone: memory history and the agent/run columns go, memories stay.
+        exec!(store, "SELECT agent_id, run_id FROM memory")
+            .unwrap_or_else(|e| panic!("{engine}: memory.agent_id after up: {e}"));
+        exec!(store, "SELECT COUNT(*) FROM memory_history")
+            .unwrap_or_else(|e| panic!("{engine}: memory_history after up: {e}"));
+        assert_eq!(
+            store.migrate_down(1).await.unwrap(),
+            vec![7],
+            "{engine}: down 1 reverts the newest"
+        );
+        assert!(
+            exec!(store, "SELECT COUNT(*) FROM memory_history").is_err(),
+            "{engine}: memory_history is gone after reverting 0007"
+        );
+        exec!(store, "SELECT content FROM memory")
+            .unwrap_or_else(|e| panic!("{engine}: memory stays after reverting 0007: {e}"));
+
         // 0006 reverts alone: the keys' admin scope goes, the keys stay.
         exec!(store, "SELECT admin FROM api_key")
             .unwrap_or_else(|e| panic!("{engine}: api_key.admin after up: {e}"));
         assert_eq!(
             store.migrate_down(1).await.unwrap(),
             vec![6],
-            "{engine}: down 1 reverts the newest"
+            "{engine}: down 1 again reverts 0006"
         );
         assert!(
             exec!(store, "SELECT admin FROM api_key").is_err(),
@@ -234,7 +253,8 @@ each_database!(
                 (3, "metering".to_string(), false),
                 (4, "usage scope".to_string(), false),
                 (5, "conversations".to_string(), false),
-                (6, "key admin scope".to_string(), false)
+                (6, "key admin scope".to_string(), false),
+                (7, "memory store".to_string(), false)
             ],
             "{engine}: after reverting back to 0001"
         );
@@ -2019,6 +2039,205 @@ each_database!(
             1,
             "{engine}: a live user's record keeps its user, the unknown key goes NULL"
         );
+        store.close().await;
+    }
+);
+
+// ---------------------------------------------------------------------------------------------
+// Memories
+
+each_database!(
+    memories_keep_one_row_per_fact_a_history_and_their_owner,
+    |engine, url| {
+        use gateway::store::memories::MemoryScope;
+        let store = migrated(engine, &url).await;
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+        let mine = MemoryScope::user(&alice.id);
+        let tea = store
+            .add_memory(
+                &mine,
+                "Likes green tea",
+                Some(r#"{"source":"chat"}"#),
+                Some(&[1, 2, 3, 4]),
+            )
+            .await
+            .unwrap()
+            .expect("added");
+        assert_eq!(tea.content, "Likes green tea", "{engine}");
+        assert_eq!(
+            tea.metadata.as_deref(),
+            Some(r#"{"source":"chat"}"#),
+            "{engine}"
+        );
+        // The same fact again (case and spacing aside) is not a second memory.
+        assert!(
+            store
+                .add_memory(&mine, "  likes green  TEA ", None, None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{engine}: a duplicate was added"
+        );
+        // Bob may keep the same fact: hashes are per user.
+        let bobs = MemoryScope::user(&bob.id);
+        let bob_tea = store
+            .add_memory(&bobs, "Likes green tea", None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let agent = MemoryScope {
+            user_id: &alice.id,
+            agent_id: Some("travel"),
+            run_id: None,
+        };
+        let trip = store
+            .add_memory(&agent, "Flies to Lisbon in May", None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(trip.agent_id.as_deref(), Some("travel"), "{engine}");
+
+        assert_eq!(
+            store.memories(&mine, 10, 0).await.unwrap().len(),
+            2,
+            "{engine}: all of alice's"
+        );
+        let narrowed = store.memories(&agent, 10, 0).await.unwrap();
+        assert_eq!(narrowed, vec![trip.clone()], "{engine}: the agent's only");
+        // Another user's id is not found, for reading, changing or deleting.
+        assert_eq!(
+            store.memory(&bob.id, &tea.id).await.unwrap(),
+            None,
+            "{engine}"
+        );
+        assert!(
+            store
+                .update_memory(&bob.id, &tea.id, "x", None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{engine}"
+        );
+        assert!(
+            !store.delete_memory(&bob.id, &tea.id).await.unwrap(),
+            "{engine}"
+        );
+
+        let changed = store
+            .update_memory(&alice.id, &tea.id, "Likes black tea", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.content, "Likes black tea", "{engine}");
+        assert!(changed.updated_at >= tea.updated_at, "{engine}");
+        // Keyword search: the changed text is found, within the owner's memories only, and the
+        // search engine's own syntax in a query is just words.
+        let found = store
+            .keyword_search(&mine, "Which TEA do I like?", 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.first().map(|(m, _)| m.id.as_str()),
+            Some(tea.id.as_str()),
+            "{engine}"
+        );
+        assert!(
+            store
+                .keyword_search(&mine, "green", 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}: old text"
+        );
+        assert!(
+            store
+                .keyword_search(&bobs, "lisbon", 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}"
+        );
+        let odd = store
+            .keyword_search(&mine, r#"lisbon" OR NEAR( * & | ! :"#, 5)
+            .await
+            .unwrap();
+        assert_eq!(odd.len(), 1, "{engine}: {odd:?}");
+        assert!(
+            store
+                .keyword_search(&mine, "?!", 5)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}"
+        );
+        // Changed into a fact the user already has: a conflict, nothing changed.
+        let refused = store
+            .update_memory(&alice.id, &trip.id, "likes black tea", None)
+            .await;
+        assert!(is_conflict(&refused), "{engine}: {refused:?}");
+        assert!(
+            store.delete_memory(&alice.id, &tea.id).await.unwrap(),
+            "{engine}"
+        );
+        let events: Vec<_> = store
+            .memory_history(&alice.id, &tea.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event, e.old_memory, e.new_memory))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                ("ADD".into(), None, Some("Likes green tea".into())),
+                (
+                    "UPDATE".into(),
+                    Some("Likes green tea".into()),
+                    Some("Likes black tea".into())
+                ),
+                ("DELETE".into(), Some("Likes black tea".into()), None),
+            ],
+            "{engine}"
+        );
+        assert!(
+            store
+                .memory_history(&bob.id, &tea.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}"
+        );
+
+        // Deleting all of a scope: the agent's go, the rest stay; each gets its DELETE.
+        assert_eq!(store.delete_memories(&agent).await.unwrap(), 1, "{engine}");
+        assert_eq!(
+            store
+                .memory_history(&alice.id, &trip.id)
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{engine}"
+        );
+        assert_eq!(
+            store.delete_memories(&mine).await.unwrap(),
+            0,
+            "{engine}: nothing left"
+        );
+        assert_eq!(
+            store.memories(&bobs, 10, 0).await.unwrap(),
+            vec![bob_tea],
+            "{engine}"
+        );
+        // A deleted user's memories and history go with them.
+        store.delete_user(&bob.id).await.unwrap();
+        let left: i64 = scalar!(
+            store,
+            "SELECT COUNT(*) FROM memory_history WHERE user_id = $1",
+            &bob.id
+        )
+        .unwrap();
+        assert_eq!(left, 0, "{engine}");
         store.close().await;
     }
 );

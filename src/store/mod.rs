@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod limit_overrides;
+pub mod memories;
 pub mod prompts;
 pub mod sessions;
 pub mod threads;
