@@ -363,3 +363,156 @@ each_database!(
         }
     }
 );
+
+each_database!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    memories_as_seeds_001_and_002_search_and_delete_them,
+    |engine, url| {
+        use gateway::store::memories::MemoryScope;
+        let h = common::start_on(&url, CHAT).await;
+        let (kim, kim_id) = register(&h, "kim@example.com", "kim").await;
+        let (lee, lee_id) = register(&h, "lee@example.com", "lee").await;
+        let store = &h.gateway.state.store;
+        for fact in [
+            "Kim drinks green tea",
+            "Kim lives in Porto",
+            "Kim's cat is Miso",
+        ] {
+            store
+                .add_memory(&MemoryScope::user(&kim_id), fact, None, None)
+                .await
+                .unwrap();
+        }
+        store
+            .add_memory(
+                &MemoryScope::user(&lee_id),
+                "Lee drinks green tea too",
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+
+        // Seed 001: the caller's own memories, as texts.
+        let r = post(
+            &h,
+            "/api/v1/memories/search",
+            &kim,
+            json!({"query": "what tea?", "limit": 5}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert_eq!(
+            r.body["memories"],
+            json!(["Kim drinks green tea"]),
+            "{engine}"
+        );
+        assert_eq!(r.body["user_id"], kim_id.as_str(), "{engine}");
+        assert_eq!(r.body["query"], "what tea?", "{engine}");
+        // Seed 002: under the path's user (the username here), echoed as given.
+        let r = post(
+            &h,
+            "/api/v1/chat/kim/memories/search",
+            &kim,
+            json!({"query": "Porto", "user_id": "kim"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert_eq!(
+            r.body["memories"],
+            json!(["Kim lives in Porto"]),
+            "{engine}"
+        );
+        assert_eq!(r.body["user_id"], "kim", "{engine}");
+
+        // Unhappy paths: a mismatched body user, another user's path, bad fields, no token.
+        let r = post(
+            &h,
+            "/api/v1/chat/kim/memories/search",
+            &kim,
+            json!({"query": "tea", "user_id": "lee"}),
+        )
+        .await;
+        assert_api_error(&r, 400, "user_id_mismatch", engine);
+        let r = post(
+            &h,
+            "/api/v1/chat/kim/memories/search",
+            &lee,
+            json!({"query": "tea"}),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{engine}: {}", r.text);
+        for bad in [
+            json!({}),
+            json!({"query": ""}),
+            json!({"query": "tea", "limit": 21}),
+            json!({"query": "tea", "limit": 0}),
+        ] {
+            let r = post(&h, "/api/v1/memories/search", &kim, bad.clone()).await;
+            assert_eq!(r.status, 422, "{engine}: {bad}: {}", r.text);
+        }
+        let r = send(
+            &h,
+            Method::POST,
+            "/api/v1/memories/search",
+            None,
+            Some(&json!({"query": "tea"})),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{engine}");
+        let r = send(
+            &h,
+            Method::DELETE,
+            "/api/v1/chat/kim/memories",
+            Some(&lee),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 404, "{engine}: lee may not delete kim's");
+
+        // Delete really deletes (the seed's own was a no-op), and only the caller's.
+        let r = send(&h, Method::DELETE, "/api/v1/memories", Some(&kim), None).await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert_eq!(
+            r.body["message"],
+            format!("Memories deleted for user {kim_id}"),
+            "{engine}"
+        );
+        assert!(
+            store
+                .memories(&MemoryScope::user(&kim_id), 10, 0)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}"
+        );
+        let r = post(&h, "/api/v1/memories/search", &lee, json!({"query": "tea"})).await;
+        assert_eq!(
+            r.body["memories"],
+            json!(["Lee drinks green tea too"]),
+            "{engine}"
+        );
+        // Seed 002's delete, and an admin acting for a user.
+        let r = send(
+            &h,
+            Method::DELETE,
+            "/api/v1/chat/lee/memories",
+            Some(KEY),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert_eq!(
+            r.body["message"], "Memories deleted for user lee",
+            "{engine}"
+        );
+        assert!(
+            store
+                .memories(&MemoryScope::user(&lee_id), 10, 0)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{engine}"
+        );
+    }
+);

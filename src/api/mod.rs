@@ -9,6 +9,7 @@ pub mod extract;
 pub mod keys;
 pub mod limits;
 pub mod llm;
+pub mod memories;
 pub mod models;
 pub mod prompts;
 pub mod sessions;
@@ -96,6 +97,13 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/chat/health", get(sessions::chat_health))
         .route("/api/v1/chat", post(sessions::chat_001))
         .route("/api/v1/chat/stream", post(sessions::stream_001))
+        .route("/api/v1/memories/search", post(memories::search_001))
+        .route("/api/v1/memories", delete(memories::delete_001))
+        .route(
+            "/api/v1/chat/{id}/memories/search",
+            post(memories::search_002),
+        )
+        .route("/api/v1/chat/{id}/memories", delete(memories::delete_002))
         .route("/api/v1/chat/{id}", post(sessions::chat_002))
         .route("/api/v1/chat/{id}/new", post(sessions::new_002))
         .route(
