@@ -214,19 +214,19 @@ async fn migrate_and_create_the_first_admin() {
 
         let (ok, out) = gateway_cmd(&config, &["migrate", "status"], "");
         assert!(ok, "{engine}: {out}");
-        assert_eq!(out.matches("pending").count(), 6, "{engine}: {out}");
+        assert_eq!(out.matches("pending").count(), 7, "{engine}: {out}");
         let (ok, out) = gateway_cmd(&config, &["migrate", "up"], "");
         assert!(
-            ok && out.contains("applied 6 migration(s)"),
+            ok && out.contains("applied 7 migration(s)"),
             "{engine}: {out}"
         );
         let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
-        assert_eq!(out.matches("applied").count(), 6, "{engine}: {out}");
+        assert_eq!(out.matches("applied").count(), 7, "{engine}: {out}");
         let (ok, out) = gateway_cmd(&config, &["migrate", "down"], "");
-        assert!(ok && out.contains("reverted 6"), "{engine}: {out}");
+        assert!(ok && out.contains("reverted 7"), "{engine}: {out}");
         let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
         assert!(
-            out.contains("5  applied") && out.contains("6  pending"),
+            out.contains("6  applied") && out.contains("7  pending"),
             "{engine}: {out}"
         );
 
@@ -280,10 +280,10 @@ async fn migrate_and_create_the_first_admin() {
         let (_, out) = gateway_cmd(&config, &["migrate", "status"], "");
         assert_eq!(
             out.matches("applied").count(),
-            6,
+            7,
             "{engine}: nothing reverted: {out}"
         );
-        let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--steps", "5"], "");
+        let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--steps", "6"], "");
         assert!(ok && out.contains("reverted 2"), "{engine}: {out}");
         let (ok, out) = gateway_cmd(&config, &["migrate", "down", "--force"], "");
         assert!(ok && out.contains("reverted 1"), "{engine}: {out}");
