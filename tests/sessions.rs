@@ -516,3 +516,196 @@ each_database!(
         );
     }
 );
+
+each_database!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    memories_through_the_mem0_rest_surface,
+    |engine, url| {
+        use gateway::store::memories::MemoryScope;
+        let h = common::start_on(&url, CHAT).await;
+        let (kim, kim_id) = register(&h, "kim@example.com", "kim").await;
+        let (lee, _) = register(&h, "lee@example.com", "lee").await;
+        let store = &h.gateway.state.store;
+        let scope = MemoryScope::user(&kim_id);
+        let tea = store
+            .add_memory(&scope, "Drinks green tea", Some(r#"{"from":"chat"}"#), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let travel = MemoryScope {
+            user_id: &kim_id,
+            agent_id: Some("travel"),
+            run_id: None,
+        };
+        store
+            .add_memory(&travel, "Flies to Lisbon in May", None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        // Mem0's client authenticates with `Token KEY`.
+        let mem0 = |method: Method, path: &str, token: &str| {
+            h.client
+                .request(method, h.url(path))
+                .header("authorization", format!("Token {token}"))
+        };
+        let list: Value = mem0(Method::GET, "/v1/memories/?user_id=kim", &kim)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 2, "{engine}: {list}");
+        let only_travel = reply(
+            mem0(Method::GET, "/v1/memories/?agent_id=travel", &kim)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(only_travel.body.as_array().unwrap().len(), 1, "{engine}");
+        assert_eq!(
+            only_travel.body[0]["memory"], "Flies to Lisbon in May",
+            "{engine}"
+        );
+        assert_eq!(only_travel.body[0]["agent_id"], "travel", "{engine}");
+
+        let one = reply(
+            mem0(Method::GET, &format!("/v1/memories/{}/", tea.id), &kim)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(one.status, 200, "{engine}: {}", one.text);
+        assert_eq!(one.body["memory"], "Drinks green tea", "{engine}");
+        assert_eq!(one.body["metadata"], json!({"from": "chat"}), "{engine}");
+        assert_eq!(one.body["user_id"], kim_id.as_str(), "{engine}");
+        assert_eq!(one.body["hash"].as_str().unwrap().len(), 64, "{engine}");
+
+        let updated = reply(
+            mem0(Method::PUT, &format!("/v1/memories/{}/", tea.id), &kim)
+                .json(&json!({"text": "Drinks black tea"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(updated.status, 200, "{engine}: {}", updated.text);
+        assert_eq!(updated.body["memory"], "Drinks black tea", "{engine}");
+        let bad = reply(
+            mem0(Method::PUT, &format!("/v1/memories/{}/", tea.id), &kim)
+                .json(&json!({"text": " "}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(bad.status, 422, "{engine}: {}", bad.text);
+
+        // Another user's memory is a 404 for every verb; naming another user is too.
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let r = reply(
+                mem0(method.clone(), &format!("/v1/memories/{}/", tea.id), &lee)
+                    .json(&json!({"text": "mine now"}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, 404, "{engine}: {method}: {}", r.text);
+        }
+        let r = reply(
+            mem0(Method::GET, "/v1/memories/?user_id=kim", &lee)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{engine}");
+        let r = reply(
+            mem0(
+                Method::GET,
+                &format!("/v1/memories/{}/history/", tea.id),
+                &lee,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{engine}");
+        let r = reply(h.client.get(h.url("/v1/memories/")).send().await.unwrap()).await;
+        assert_eq!(r.status, 401, "{engine}");
+
+        let gone = reply(
+            mem0(Method::DELETE, &format!("/v1/memories/{}/", tea.id), &kim)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            gone.body["message"], "Memory deleted successfully!",
+            "{engine}"
+        );
+        let history = reply(
+            mem0(
+                Method::GET,
+                &format!("/v1/memories/{}/history/", tea.id),
+                &kim,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        let events: Vec<&str> = history
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            events,
+            ["ADD", "UPDATE", "DELETE"],
+            "{engine}: {}",
+            history.text
+        );
+        assert_eq!(
+            history.body[1]["old_memory"], "Drinks green tea",
+            "{engine}"
+        );
+        assert_eq!(
+            history.body[1]["new_memory"], "Drinks black tea",
+            "{engine}"
+        );
+
+        // Delete all, by an admin acting for kim (the master key names the user).
+        let r = reply(
+            mem0(Method::DELETE, "/v1/memories/?user_id=kim", KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{engine}: {}", r.text);
+        assert!(
+            store.memories(&scope, 10, 0).await.unwrap().is_empty(),
+            "{engine}"
+        );
+        let r = reply(
+            mem0(Method::GET, "/v1/memories/", KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            r.status, 422,
+            "{engine}: the master key must name a user: {}",
+            r.text
+        );
+    }
+);

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod keys;
 pub mod limits;
 pub mod llm;
+pub mod mem0;
 pub mod memories;
 pub mod models;
 pub mod prompts;
@@ -97,6 +98,18 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/chat/health", get(sessions::chat_health))
         .route("/api/v1/chat", post(sessions::chat_001))
         .route("/api/v1/chat/stream", post(sessions::stream_001))
+        .route("/v1/memories/", get(mem0::list).delete(mem0::delete_all))
+        .route("/v1/memories", get(mem0::list).delete(mem0::delete_all))
+        .route(
+            "/v1/memories/{id}/",
+            get(mem0::get).put(mem0::update).delete(mem0::delete),
+        )
+        .route(
+            "/v1/memories/{id}",
+            get(mem0::get).put(mem0::update).delete(mem0::delete),
+        )
+        .route("/v1/memories/{id}/history/", get(mem0::history))
+        .route("/v1/memories/{id}/history", get(mem0::history))
         .route("/api/v1/memories/search", post(memories::search_001))
         .route("/api/v1/memories", delete(memories::delete_001))
         .route(

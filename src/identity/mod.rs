@@ -49,13 +49,13 @@ const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// API keys look like `sk-...`; the master key may too, and is checked first.
 pub const API_KEY_PREFIX: &str = "sk-";
 
-/// The key from `Authorization: Bearer <key>`, or from `x-api-key` / `api-key` (Anthropic-
-/// and Azure-style clients).
+/// The key from `Authorization: Bearer <key>` (or Mem0's `Token <key>`), or from `x-api-key`
+/// / `api-key` (Anthropic- and Azure-style clients).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("token") {
             return None;
         }
         let token = token.trim();
