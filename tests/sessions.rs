@@ -602,6 +602,17 @@ each_database!(
         )
         .await;
         assert_eq!(bad.status, 422, "{engine}: {}", bad.text);
+        // Into the text of another of kim's memories: a conflict, not a server error.
+        let lisbon = &only_travel.body[0]["id"].as_str().unwrap().to_string();
+        let taken = reply(
+            mem0(Method::PUT, &format!("/v1/memories/{lisbon}/"), &kim)
+                .json(&json!({"text": "drinks BLACK tea"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_api_error(&taken, 409, "memory_exists", engine);
 
         // Another user's memory is a 404 for every verb; naming another user is too.
         for method in [Method::GET, Method::PUT, Method::DELETE] {

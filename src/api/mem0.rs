@@ -168,11 +168,19 @@ pub async fn update(
         .ok_or_else(|| ApiError::invalid(Some("text"), "text: must be 1 to 10000 characters"))?;
     let (user_id, _) = owned(&state, &principal, filters.user_id.as_deref(), &id).await?;
     // The embedding of the old text no longer fits: it goes, and is made again with the text.
-    let memory = state
-        .store
-        .update_memory(&user_id, &id, text, None)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let memory = match state.store.update_memory(&user_id, &id, text, None).await {
+        Ok(Some(memory)) => memory,
+        Ok(None) => return Err(ApiError::not_found()),
+        // The user keeps each fact once: the text of another of their memories is refused.
+        Err(crate::store::StoreError::Conflict) => {
+            return Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                "memory_exists",
+                "Another memory already holds this text.",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(memory_json(&memory)))
 }
 
